@@ -1,0 +1,168 @@
+"""The typed error hierarchy of dspex_actors.
+
+Every error the library raises on purpose is a :class:`DSPexError`. Errors about bad
+input also subclass the matching builtin (``ValueError``/``TypeError``) so that code
+written against DSPy's builtin exceptions keeps working.
+
+Messages name the problem (which field, which signature, which example, which model
+and endpoint) and never contain credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AdapterParseError",
+    "CacheError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "DSPexError",
+    "EvaluationAborted",
+    "EvaluationError",
+    "ExampleTimeoutError",
+    "LMConnectionError",
+    "LMError",
+    "LMHTTPStatusError",
+    "LMTimeoutError",
+    "LMUnavailableError",
+    "MalformedResponseError",
+    "OptimizerError",
+    "PredictInputError",
+    "ProgramLoadError",
+    "SignatureError",
+    "SignatureTypeError",
+]
+
+
+class DSPexError(Exception):
+    """Base class of every error raised by dspex_actors."""
+
+
+class ConfigurationError(DSPexError, ValueError):
+    """A bad or missing configuration: an unknown provider, no LM configured, ..."""
+
+
+class SignatureError(DSPexError, ValueError):
+    """A signature that cannot be built: no arrow, empty side, duplicate field, ..."""
+
+
+class SignatureTypeError(SignatureError, TypeError):
+    """A field annotation that names an unknown or unsupported type."""
+
+
+class PredictInputError(DSPexError, TypeError):
+    """A predictor called wrongly: positional arguments, a missing input field, ..."""
+
+
+class ProgramLoadError(DSPexError, ValueError):
+    """A saved program that does not match the program loading it, or is not readable."""
+
+
+class LMError(DSPexError):
+    """A language-model call failed.
+
+    ``model`` and ``endpoint`` say which LM and which server (never the key).
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, endpoint: str | None = None):
+        super().__init__(message)
+        self.model = model
+        self.endpoint = endpoint
+
+
+class LMHTTPStatusError(LMError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body_excerpt: str = "",
+        retry_after: float | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+    ):
+        super().__init__(message, model=model, endpoint=endpoint)
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+        self.retry_after = retry_after
+
+
+class LMTimeoutError(LMError):
+    """The server did not answer within the LM's timeout."""
+
+
+class LMConnectionError(LMError):
+    """The connection could not be made, or was dropped before a full reply."""
+
+
+class CircuitOpenError(LMError):
+    """The endpoint's circuit breaker is open: the call failed fast, nothing was sent."""
+
+
+class MalformedResponseError(LMError):
+    """The server's reply was not a valid chat-completions body."""
+
+
+class LMUnavailableError(LMError):
+    """The Client actor serving the LM stopped or crashed before the call finished."""
+
+
+class CacheError(DSPexError):
+    """The persistent cache could not be opened or written."""
+
+
+class AdapterParseError(DSPexError, ValueError):
+    """The LM's reply could not be parsed into the signature's output fields.
+
+    Carries the signature, the fields that were missing or could not be coerced,
+    and the raw reply text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature: Any = None,
+        missing_fields: list[str] | None = None,
+        lm_response: str = "",
+        parsed: dict[str, Any] | None = None,
+    ):
+        super().__init__(message)
+        self.signature = signature
+        self.missing_fields = list(missing_fields or [])
+        self.lm_response = lm_response
+        self.parsed = dict(parsed or {})
+
+
+class EvaluationError(DSPexError):
+    """Base class of errors raised by :class:`Evaluate` and the parallel executor."""
+
+
+class ExampleTimeoutError(EvaluationError, TimeoutError):
+    """An example ran longer than the evaluation's per-example ``timeout``."""
+
+
+class EvaluationAborted(EvaluationError):
+    """A run stopped early (``max_errors`` exceeded or interrupted).
+
+    ``result`` holds the partial :class:`EvaluationResult`: every example that
+    finished has its score or its recorded failure.
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class OptimizerError(DSPexError):
+    """An optimizer could not compile: bad trainset, mismatched teacher, too many errors.
+
+    ``partial`` holds what was produced before the failure, when there is any.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None):
+        super().__init__(message)
+        self.partial = partial

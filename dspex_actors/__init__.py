@@ -8,6 +8,7 @@ from dspex_actors._errors import (
     AdapterParseError,
     CacheError,
     CircuitOpenError,
+    CoercionError,
     ConfigurationError,
     DSPexError,
     EvaluationAborted,
@@ -26,26 +27,58 @@ from dspex_actors._errors import (
     SignatureTypeError,
 )
 from dspex_actors._version import __version__
+from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.predict import ChainOfThought, Predict, record_trace
+from dspex_actors.primitives import Example, Module, Prediction
+from dspex_actors.signatures import (
+    InputField,
+    OutputField,
+    Signature,
+    ensure_signature,
+    make_signature,
+)
+from dspex_actors.system import ActorSystem, configure, current_system
 
 __all__ = [
+    "LM",
+    "ActorSystem",
     "AdapterParseError",
     "CacheError",
+    "ChainOfThought",
+    "ChatAdapter",
     "CircuitOpenError",
+    "CoercionError",
     "ConfigurationError",
     "DSPexError",
     "EvaluationAborted",
     "EvaluationError",
+    "Example",
     "ExampleTimeoutError",
+    "InputField",
+    "JSONAdapter",
     "LMConnectionError",
     "LMError",
     "LMHTTPStatusError",
+    "LMRequest",
+    "LMResponse",
     "LMTimeoutError",
     "LMUnavailableError",
     "MalformedResponseError",
+    "Module",
     "OptimizerError",
+    "OutputField",
+    "Predict",
     "PredictInputError",
+    "Prediction",
     "ProgramLoadError",
+    "Signature",
     "SignatureError",
     "SignatureTypeError",
     "__version__",
+    "configure",
+    "current_system",
+    "ensure_signature",
+    "make_signature",
+    "record_trace",
 ]

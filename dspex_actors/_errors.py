@@ -16,6 +16,7 @@ __all__ = [
     "AdapterParseError",
     "CacheError",
     "CircuitOpenError",
+    "CoercionError",
     "ConfigurationError",
     "DSPexError",
     "EvaluationAborted",
@@ -49,6 +50,19 @@ class SignatureError(DSPexError, ValueError):
 
 class SignatureTypeError(SignatureError, TypeError):
     """A field annotation that names an unknown or unsupported type."""
+
+
+class CoercionError(DSPexError, ValueError):
+    """A value that cannot be read as a field's type (``parse_value``).
+
+    The adapters turn it into :class:`AdapterParseError`. ``annotation`` is the
+    expected type and ``value`` the offending value (the raw text, or a decoded part of it).
+    """
+
+    def __init__(self, message: str, *, annotation: Any = None, value: Any = None):
+        super().__init__(message)
+        self.annotation = annotation
+        self.value = value
 
 
 class PredictInputError(DSPexError, TypeError):

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import pytest
 
+if TYPE_CHECKING:
+    from dspex_actors.testing import LocalLMServer
+
 LEAK_WAIT_SECONDS = 10.0
 
 
-def _wait_for_threads_to_end(baseline: set[threading.Thread], timeout: float) -> list[threading.Thread]:
+def _wait_for_threads_to_end(
+    baseline: set[threading.Thread], timeout: float
+) -> list[threading.Thread]:
     """Join every thread not in ``baseline`` within ``timeout``; return those still alive."""
     deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
@@ -27,8 +33,40 @@ def no_leaked_threads() -> Iterator[None]:
     """Fail the test if it leaves an actor or a thread behind after its fixtures stop."""
     baseline = set(threading.enumerate())
     yield
+    from dspex_actors.system import shutdown_default
+
+    shutdown_default(reset=True)  # the lazily started default system of dx.configure()
     leftover_actors = pykka.ActorRegistry.get_all()
     pykka.ActorRegistry.stop_all(timeout=LEAK_WAIT_SECONDS)
     leaked = _wait_for_threads_to_end(baseline, LEAK_WAIT_SECONDS)
     assert not leftover_actors, f"actors left running after the test: {leftover_actors}"
     assert not leaked, f"threads left running after the test: {[t.name for t in leaked]}"
+
+
+@pytest.fixture
+def lm_server() -> Iterator[LocalLMServer]:
+    """A running LocalLMServer with the default responder; ``.url`` is the api_base."""
+    from dspex_actors.testing import LocalLMServer
+
+    with LocalLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_lm_server() -> Iterator[Callable[..., LocalLMServer]]:
+    """Factory: ``make_lm_server(responder=None, latency=..., ...)`` → a started server.
+
+    Takes LocalLMServer's arguments; every server it made is stopped after the test.
+    """
+    from dspex_actors.testing import LocalLMServer
+
+    servers: list[LocalLMServer] = []
+
+    def factory(responder: Any = None, **kwargs: Any) -> LocalLMServer:
+        server = LocalLMServer(responder, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        server.stop()

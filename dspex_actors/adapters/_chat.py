@@ -1,0 +1,340 @@
+"""``ChatAdapter``: DSPy 3.4.1's chat-adapter prompt layout, byte for byte, and its reply parser.
+
+The layout (see ``wire-format.md``): a system message with the field list, the
+``[[ ## field ## ]]`` structure and the objective; demos as user/assistant turns (incomplete
+ones first, marked as such); the final user turn with the inputs and the request for the
+outputs in order. Replies are split at the markers and each output is coerced to its type;
+on a parse failure the call is repeated once in JSON mode (:class:`JSONAdapter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from dspex_actors._errors import AdapterParseError, CoercionError
+from dspex_actors.adapters._base import (
+    RequestFn,
+    demo_to_dict,
+    field_description_string,
+    parse_error,
+    translate_field_type,
+    type_requirement,
+)
+from dspex_actors.signatures import (
+    FieldInfo,
+    Signature,
+    annotation_allows_none,
+    ensure_signature,
+    format_value,
+    parse_value,
+)
+
+if TYPE_CHECKING:
+    from dspex_actors.lm._types import LMResponse
+
+__all__ = ["ChatAdapter"]
+
+logger = logging.getLogger(__name__)
+
+FIELD_HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+INCOMPLETE_DEMO_PREFIX = (
+    "This is an example of the task, though some input or output fields are not supplied."
+)
+MISSING_IN_DEMO = "Not supplied for this particular example. "
+MISSING_IN_COMPLETE_DEMO = "Not supplied for this conversation history message. "
+STRUCTURE_INTRO = (
+    "All interactions will be structured in the following way, "
+    "with the appropriate values filled in."
+)
+
+
+class ChatAdapter:
+    """Formats signatures, demos and inputs into chat messages and parses the replies.
+
+    ``use_json_adapter_fallback``: on a parse failure, repeat the call once with
+    :class:`JSONAdapter` (DSPy's default). LM and transport errors are never retried here.
+    """
+
+    def __init__(self, use_json_adapter_fallback: bool = True) -> None:
+        self.use_json_adapter_fallback = use_json_adapter_fallback
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(use_json_adapter_fallback={self.use_json_adapter_fallback})"
+
+    # -- the call ------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        request_fn: RequestFn,
+        signature: type[Signature] | str,
+        demos: Iterable[Any],
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], LMResponse]:
+        """Format, send through ``request_fn``, parse every choice; one JSON retry on parse failure.
+
+        Returns the parsed outputs (one dict per choice) and the LM response they came from.
+        Raises :class:`AdapterParseError` when the retry fails too.
+        """
+        sig = ensure_signature(signature)
+        demo_list = list(demos)
+        call_params = dict(params or {})
+        try:
+            return self._run(request_fn, sig, demo_list, inputs, call_params)
+        except AdapterParseError as first:
+            if not self.use_json_adapter_fallback:
+                raise
+            from dspex_actors.adapters._json import JSONAdapter
+
+            logger.debug(
+                "chat-format parse failed for %s; retrying once in JSON mode", sig.signature
+            )
+            try:
+                return JSONAdapter()(request_fn, sig, demo_list, inputs, call_params)
+            except AdapterParseError as second:
+                raise AdapterParseError(
+                    f"ChatAdapter failed and so did its one JSON-mode retry. First: {first} "
+                    f"Retry: {second}",
+                    signature=sig,
+                    missing_fields=second.missing_fields,
+                    lm_response=second.lm_response,
+                    parsed=second.parsed,
+                ) from second
+
+    def _run(
+        self,
+        request_fn: RequestFn,
+        signature: type[Signature],
+        demos: list[Any],
+        inputs: Mapping[str, Any],
+        params: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], LMResponse]:
+        messages = self.format(signature, demos, inputs)
+        response = request_fn(messages, params)
+        values = []
+        for text in response.texts:
+            if not text:
+                raise parse_error(
+                    type(self).__name__,
+                    signature,
+                    text or "",
+                    problem="the LM returned an empty reply",
+                )
+            values.append(self.parse(signature, text))
+        return values, response
+
+    # -- formatting ----------------------------------------------------------------------------
+
+    def format(
+        self, signature: type[Signature] | str, demos: Iterable[Any], inputs: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        """The messages: system, demo user/assistant pairs, then the final user turn."""
+        sig = ensure_signature(signature)
+        messages = [{"role": "system", "content": self.format_system_message(sig)}]
+        messages.extend(self.format_demos(sig, demos))
+        content = self.format_user_message_content(sig, demo_to_dict(inputs), main_request=True)
+        if content:
+            messages.append({"role": "user", "content": content})
+        return messages
+
+    def format_system_message(self, signature: type[Signature]) -> str:
+        """Field description, structure and objective, joined by newlines (cached per signature)."""
+        cache = signature._dspex_cache
+        key = ("system", type(self))
+        cached = cache.get(key)
+        if cached is None:
+            cached = (
+                f"{self.format_field_description(signature)}\n"
+                f"{self.format_field_structure(signature)}\n"
+                f"{self.format_task_description(signature)}"
+            )
+            cache[key] = cached
+        return str(cached)
+
+    def format_field_description(self, signature: type[Signature]) -> str:
+        """``Your input fields are:`` ... ``Your output fields are:`` ..."""
+        return (
+            f"Your input fields are:\n{field_description_string(signature.input_fields)}\n"
+            f"Your output fields are:\n{field_description_string(signature.output_fields)}"
+        )
+
+    def format_field_structure(self, signature: type[Signature]) -> str:
+        """The ``[[ ## field ## ]]`` skeleton, ending with ``[[ ## completed ## ]]``."""
+        parts = [
+            STRUCTURE_INTRO,
+            self._placeholders(signature.input_fields),
+            self._placeholders(signature.output_fields),
+            "[[ ## completed ## ]]\n",
+        ]
+        return "\n\n".join(parts).strip()
+
+    def _placeholders(self, fields: Mapping[str, FieldInfo]) -> str:
+        return self.format_field_with_value(
+            [(name, field, translate_field_type(name, field)) for name, field in fields.items()]
+        )
+
+    def format_task_description(self, signature: type[Signature]) -> str:
+        """``In adhering to this structure, your objective is:`` + the instructions, indented."""
+        instructions = textwrap.dedent(signature.instructions)
+        objective = ("\n" + " " * 8).join(["", *instructions.splitlines()])
+        return f"In adhering to this structure, your objective is: {objective}"
+
+    def format_field_with_value(self, fields: Iterable[tuple[str, FieldInfo, Any]]) -> str:
+        """``[[ ## name ## ]]\\nvalue`` per field, joined by blank lines."""
+        return "\n\n".join(
+            f"[[ ## {name} ## ]]\n{format_value(value, field.annotation)}"
+            for name, field, value in fields
+        ).strip()
+
+    def format_user_message_content(
+        self,
+        signature: type[Signature],
+        inputs: Mapping[str, Any],
+        prefix: str = "",
+        suffix: str = "",
+        main_request: bool = False,
+    ) -> str:
+        """The inputs present in ``inputs`` (signature order), plus the output request if main."""
+        parts = [prefix]
+        for name, field in signature.input_fields.items():
+            if name in inputs:
+                parts.append(
+                    f"[[ ## {name} ## ]]\n{format_value(inputs.get(name), field.annotation)}"
+                )
+        if main_request:
+            parts.append(self.user_message_output_requirements(signature))
+        parts.append(suffix)
+        return "\n\n".join(parts).strip()
+
+    def user_message_output_requirements(self, signature: type[Signature]) -> str:
+        """``Respond with the corresponding output fields, starting with the field ...``"""
+        fields = ", then ".join(
+            f"`[[ ## {name} ## ]]`{type_requirement(field)}"
+            for name, field in signature.output_fields.items()
+        )
+        return (
+            "Respond with the corresponding output fields, starting with the field "
+            f"{fields}, and then ending with the marker for `[[ ## completed ## ]]`."
+        )
+
+    def format_assistant_message_content(
+        self,
+        signature: type[Signature],
+        outputs: Mapping[str, Any],
+        missing_field_message: str | None = None,
+    ) -> str:
+        """The outputs as the reply would carry them, ending with ``[[ ## completed ## ]]``."""
+        content = self.format_field_with_value(
+            (name, field, outputs.get(name, missing_field_message))
+            for name, field in signature.output_fields.items()
+        )
+        return content + "\n\n[[ ## completed ## ]]\n"
+
+    def format_demos(
+        self, signature: type[Signature], demos: Iterable[Any]
+    ) -> list[dict[str, str]]:
+        """Demo turns: incomplete demos (marked) first, then complete ones; others dropped."""
+        complete: list[dict[str, Any]] = []
+        incomplete: list[dict[str, Any]] = []
+        for raw in demos:
+            demo = demo_to_dict(raw)
+            if all(demo.get(k) is not None for k in signature.fields):
+                complete.append(demo)
+            elif any(k in demo for k in signature.input_fields) and any(
+                k in demo for k in signature.output_fields
+            ):
+                incomplete.append(demo)
+        messages: list[dict[str, str]] = []
+        for demo in incomplete:
+            messages.append(
+                {
+                    "role": "user",
+                    "content": self.format_user_message_content(
+                        signature, demo, prefix=INCOMPLETE_DEMO_PREFIX
+                    ),
+                }
+            )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": self.format_assistant_message_content(
+                        signature, demo, missing_field_message=MISSING_IN_DEMO
+                    ),
+                }
+            )
+        for demo in complete:
+            messages.append(
+                {"role": "user", "content": self.format_user_message_content(signature, demo)}
+            )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": self.format_assistant_message_content(
+                        signature, demo, missing_field_message=MISSING_IN_COMPLETE_DEMO
+                    ),
+                }
+            )
+        return messages
+
+    # -- parsing -------------------------------------------------------------------------------
+
+    def parse(self, signature: type[Signature] | str, completion: str) -> dict[str, Any]:
+        """The output fields found at the ``[[ ## name ## ]]`` markers, coerced to their types.
+
+        The first section of each output field wins; text after a marker on its line is kept;
+        ``[[ ## completed ## ]]`` is not required. Missing optional fields become None.
+        Raises :class:`AdapterParseError` when a field is missing or cannot be coerced.
+        """
+        sig = ensure_signature(signature)
+        sections: list[tuple[str | None, list[str]]] = [(None, [])]
+        for line in completion.splitlines():
+            match = FIELD_HEADER.match(line.strip())
+            if match:
+                rest = line.strip()[match.end() :].strip()
+                sections.append((match.group(1), [rest] if rest else []))
+            else:
+                sections[-1][1].append(line)
+        raw: dict[str, str] = {}
+        for name, lines in sections:
+            if name is not None and name not in raw and name in sig.output_fields:
+                raw[name] = "\n".join(lines).strip()
+        return _coerce_outputs(type(self).__name__, sig, raw, completion)
+
+
+def _coerce_outputs(
+    adapter: str, signature: type[Signature], raw: Mapping[str, Any], completion: str
+) -> dict[str, Any]:
+    """Coerce the found fields; missing optional fields become None; all outputs must be there."""
+    parsed: dict[str, Any] = {}
+    bad: list[str] = []
+    problems: list[str] = []
+    for name, value in raw.items():
+        try:
+            parsed[name] = parse_value(value, signature.output_fields[name].annotation)
+        except CoercionError as exc:
+            bad.append(name)
+            problems.append(f"field `{name}`: {exc}")
+    if bad:
+        raise parse_error(
+            adapter,
+            signature,
+            completion,
+            problem="; ".join(problems),
+            parsed=parsed,
+            bad_fields=bad,
+        )
+    result: dict[str, Any] = {}
+    for name, field in signature.output_fields.items():
+        if name in parsed:
+            result[name] = parsed[name]
+        elif annotation_allows_none(field.annotation):
+            result[name] = None
+    if len(result) != len(signature.output_fields):
+        raise parse_error(
+            adapter, signature, completion, problem="output fields are missing", parsed=result
+        )
+    return result

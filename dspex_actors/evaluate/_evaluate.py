@@ -1,0 +1,238 @@
+"""Evaluate: score a program on a dev set with a bounded pool of worker actors."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+import types
+from collections.abc import Callable, Iterable, Sized
+from typing import Any, Final
+
+from dspex_actors._errors import ConfigurationError, EvaluationAborted
+from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress
+from dspex_actors.evaluate._progress import TqdmProgress
+from dspex_actors.evaluate._result import EvaluationResult
+from dspex_actors.evaluate._worker import ExampleFailure
+
+__all__ = ["Evaluate"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NUM_THREADS: Final = 8
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Final = _Unset()
+
+Metric = Callable[..., Any]
+
+
+def _metric_name(metric: Metric) -> str:
+    if isinstance(metric, types.FunctionType):
+        return metric.__name__
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+def _check_score(score: Any, metric: Metric) -> Any:
+    if isinstance(score, numbers.Real):
+        return score
+    msg = (
+        f"metric {_metric_name(metric)} returned {type(score).__name__} {score!r}; "
+        "expected a bool, int or float"
+    )
+    raise TypeError(msg)
+
+
+class Evaluate:
+    """Evaluate a program on a dev set: ``Evaluate(devset=..., metric=...)(program)``.
+
+    Each example runs ``program(**example.inputs())`` then ``metric(example, prediction)``
+    on a worker actor; the workers share the caller's ActorSystem (context copied). A
+    failure of either -- program, metric, or the per-example ``timeout`` -- is that
+    example's failure: it scores ``failure_score`` with prediction ``None`` and is listed
+    in ``result.failures``. ``max_errors`` (``None``: no limit; DSPy's default is 10):
+    once more examples than that failed, the run stops and :class:`EvaluationAborted`
+    carries the partial :class:`EvaluationResult`; Ctrl-C does the same. The devset can
+    be any iterable, consumed lazily. Every argument except ``devset`` placement can be
+    overridden per call.
+    """
+
+    def __init__(
+        self,
+        *,
+        devset: Iterable[Any] | None = None,
+        metric: Metric | None = None,
+        num_threads: int | None = None,
+        display_progress: bool = False,
+        max_errors: int | None = None,
+        failure_score: float = 0.0,
+        timeout: float | None = None,
+        provide_traceback: bool = False,
+        save_as_csv: str | os.PathLike[str] | None = None,
+        save_as_json: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.devset = devset
+        self.metric = metric
+        self.num_threads = num_threads
+        self.display_progress = display_progress
+        self.max_errors = max_errors
+        self.failure_score = failure_score
+        self.timeout = timeout
+        self.provide_traceback = provide_traceback
+        self.save_as_csv = save_as_csv
+        self.save_as_json = save_as_json
+        metric_value: object = metric
+        if metric_value is not None and not callable(metric_value):
+            msg = f"metric must be callable, got {metric!r}"
+            raise TypeError(msg)
+        self._executor(num_threads, max_errors, timeout, provide_traceback)
+
+    def __repr__(self) -> str:
+        size = len(self.devset) if isinstance(self.devset, Sized) else "?"
+        return (
+            f"Evaluate(devset=<{size} examples>, metric={self.metric!r}, "
+            f"num_threads={self.num_threads})"
+        )
+
+    @staticmethod
+    def _executor(
+        num_threads: int | None,
+        max_errors: int | None,
+        timeout: float | None,
+        provide_traceback: bool,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> ParallelExecutor:
+        return ParallelExecutor(
+            DEFAULT_NUM_THREADS if num_threads is None else num_threads,
+            timeout=timeout,
+            max_errors=max_errors,
+            progress=progress,
+            provide_traceback=provide_traceback,
+        )
+
+    def __call__(
+        self,
+        program: Callable[..., Any],
+        metric: Metric | None = None,
+        devset: Iterable[Any] | None = None,
+        num_threads: int | None = None,
+        display_progress: bool | None = None,
+        *,
+        max_errors: int | _Unset | None = _UNSET,
+        failure_score: float | None = None,
+        timeout: float | _Unset | None = _UNSET,
+        provide_traceback: bool | None = None,
+        save_as_csv: str | os.PathLike[str] | None = None,
+        save_as_json: str | os.PathLike[str] | None = None,
+    ) -> EvaluationResult:
+        """Run ``program`` over the dev set; see the class docstring for the semantics."""
+        metric = self.metric if metric is None else metric
+        devset = self.devset if devset is None else devset
+        if metric is None:
+            msg = "Evaluate needs a metric: pass metric= to Evaluate(...) or to the call"
+            raise ConfigurationError(msg)
+        metric_value: object = metric
+        if not callable(metric_value):
+            msg = f"metric must be callable, got {metric!r}"
+            raise TypeError(msg)
+        if devset is None:
+            msg = "Evaluate needs a devset: pass devset= to Evaluate(...) or to the call"
+            raise ConfigurationError(msg)
+        program_value: object = program
+        if not callable(program_value):
+            msg = f"program must be callable (a Module or Predict), got {program!r}"
+            raise TypeError(msg)
+        fail_score = self.failure_score if failure_score is None else failure_score
+        show = self.display_progress if display_progress is None else display_progress
+        executor_args = (
+            self.num_threads if num_threads is None else num_threads,
+            self.max_errors if isinstance(max_errors, _Unset) else max_errors,
+            self.timeout if isinstance(timeout, _Unset) else timeout,
+            self.provide_traceback if provide_traceback is None else provide_traceback,
+        )
+        total = len(devset) if isinstance(devset, Sized) else None
+        name = _metric_name(metric)
+
+        def process(example: Any) -> tuple[Any, Any]:
+            inputs = getattr(example, "inputs", None)
+            if not callable(inputs):
+                msg = (
+                    f"devset items must be dx.Example objects (with .with_inputs(...)), "
+                    f"got {type(example).__name__}"
+                )
+                raise TypeError(msg)
+            prediction = program(**inputs())
+            return prediction, _check_score(metric(example, prediction), metric)
+
+        running = [0.0]
+
+        def describe(progress: Progress) -> str:
+            outcome = progress.outcome
+            running[0] += float(outcome.value[1]) if outcome.value is not None else fail_score
+            done = progress.done
+            return (
+                f"Average Metric: {running[0]:.2f} / {done} ({round(100 * running[0] / done, 1)}%)"
+            )
+
+        bar = TqdmProgress(total=total, describe=describe) if show else None
+        executor = self._executor(*executor_args, progress=bar)
+        try:
+            outcomes = executor.run(process, devset)
+        except EvaluationAborted as exc:
+            partial = _build_result(exc.result or [], fail_score, total, name, complete=False)
+            logger.warning("evaluation aborted: %s", exc)
+            raise EvaluationAborted(str(exc), result=partial) from exc.__cause__
+        finally:
+            if bar is not None:
+                bar.close()
+        result = _build_result(outcomes, fail_score, total, name, complete=True)
+        logger.info(
+            "Average Metric: %s / %d (%s%%), %d failed",
+            round(sum(float(s) for s in result.scores), 2),
+            len(result.results),
+            result.score,
+            len(result.failures),
+        )
+        csv_path = self.save_as_csv if save_as_csv is None else save_as_csv
+        json_path = self.save_as_json if save_as_json is None else save_as_json
+        if csv_path is not None:
+            result.save_as_csv(csv_path)
+        if json_path is not None:
+            result.save_as_json(json_path)
+        return result
+
+
+def _build_result(
+    outcomes: list[Outcome[Any, Any]],
+    failure_score: float,
+    total: int | None,
+    metric_name: str,
+    *,
+    complete: bool,
+) -> EvaluationResult:
+    results: list[tuple[Any, Any, Any]] = []
+    failures: list[ExampleFailure] = []
+    for outcome in outcomes:
+        if outcome.failure is None and outcome.value is not None:
+            prediction, score = outcome.value
+            results.append((outcome.item, prediction, score))
+        else:
+            if outcome.failure is not None:
+                failures.append(outcome.failure)
+            results.append((outcome.item, None, failure_score))
+    count = len(results)
+    score = round(100 * sum(float(s) for _, _, s in results) / count, 2) if count else 0.0
+    return EvaluationResult(
+        score,
+        results,
+        failures=failures,
+        indices=[o.index for o in outcomes],
+        total=total if total is not None else (count if complete else None),
+        complete=complete,
+        metric_name=metric_name,
+    )

@@ -1,0 +1,147 @@
+"""A pybreaker circuit breaker per endpoint, fed outcomes after the fact.
+
+``pybreaker.CircuitBreaker.call()`` holds its lock while the wrapped function runs, so
+wrapping HTTP calls in it would serialise them. Here the I/O runs outside the breaker:
+:meth:`EndpointBreaker.admit` is asked before a request is sent and
+:meth:`EndpointBreaker.record` replays the outcome through ``breaker.call`` of a
+function that only returns or re-raises it, so pybreaker still does the counting and the
+state transitions. Each permit carries the breaker's generation, so an outcome of a
+request sent under an older state (e.g. a late failure after the circuit half-opened)
+does not count twice; in half-open state one trial is admitted at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import pybreaker
+
+from dspex_actors._errors import (
+    LMConnectionError,
+    LMHTTPStatusError,
+    LMTimeoutError,
+    MalformedResponseError,
+)
+
+__all__ = ["EndpointBreaker", "is_endpoint_failure"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_endpoint_failure(error: BaseException) -> bool:
+    """Whether ``error`` says the endpoint is unhealthy (4xx other than 429 do not)."""
+    if isinstance(error, LMHTTPStatusError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, (LMTimeoutError, LMConnectionError, MalformedResponseError))
+
+
+def _replay(error: BaseException | None) -> None:
+    """The function pybreaker 'calls': it only re-raises the recorded outcome."""
+    if error is not None:
+        raise error
+
+
+class _LogListener(pybreaker.CircuitBreakerListener):
+    """Logs state changes (the endpoint is in the breaker's name; no credentials)."""
+
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        old = old_state.name if old_state is not None else None
+        level = logging.WARNING if new_state.name == pybreaker.STATE_OPEN else logging.INFO
+        logger.log(level, "circuit breaker for %s: %s -> %s", cb.name, old, new_state.name)
+
+
+class EndpointBreaker:
+    """The circuit breaker of one endpoint; safe to share between Client actors."""
+
+    def __init__(self, endpoint: str, *, fail_max: int = 5, reset_timeout: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[lambda error: not is_endpoint_failure(error)],
+            listeners=[_LogListener()],
+            name=endpoint,
+        )
+        self._reset_timeout = reset_timeout
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._opened_at = 0.0
+        self._trial_started: float | None = None
+        self._rejections = 0
+
+    @property
+    def state(self) -> str:
+        """``"closed"``, ``"open"`` or ``"half-open"``."""
+        return str(self._breaker.current_state)
+
+    def admit(self) -> int | None:
+        """A permit to send one request now, or None when the circuit is open.
+
+        After the reset timeout an open circuit half-opens and admits one trial; further
+        requests are refused until the trial's outcome is recorded (or the trial has
+        been out for a whole reset timeout, in case its outcome was lost).
+        """
+        now = time.monotonic()
+        with self._lock:
+            state = self._breaker.current_state
+            if state == pybreaker.STATE_OPEN:
+                if now - self._opened_at < self._reset_timeout:
+                    self._rejections += 1
+                    return None
+                self._breaker.half_open()
+                self._generation += 1
+                state = pybreaker.STATE_HALF_OPEN
+            if state == pybreaker.STATE_HALF_OPEN:
+                trial = self._trial_started
+                if trial is not None and now - trial < self._reset_timeout:
+                    self._rejections += 1
+                    return None
+                self._trial_started = now
+            return self._generation
+
+    def record(self, permit: int, error: BaseException | None) -> None:
+        """Count the outcome of a request sent under ``permit`` (None = success)."""
+        with self._lock:
+            if permit != self._generation:
+                return
+            before = self._breaker.current_state
+            if before == pybreaker.STATE_HALF_OPEN:
+                self._trial_started = None
+            with contextlib.suppress(BaseException):
+                self._breaker.call(_replay, error)
+            after = self._breaker.current_state
+            if after != before:
+                self._generation += 1
+                if after == pybreaker.STATE_OPEN:
+                    self._opened_at = time.monotonic()
+
+    def release(self, permit: int) -> None:
+        """Give back a permit whose outcome will never be known (its caller gave up)."""
+        with self._lock:
+            if permit == self._generation and self._breaker.current_state == (
+                pybreaker.STATE_HALF_OPEN
+            ):
+                self._trial_started = None
+
+    def retry_in(self) -> float:
+        """Seconds until an open circuit half-opens (0 when not open)."""
+        with self._lock:
+            if self._breaker.current_state != pybreaker.STATE_OPEN:
+                return 0.0
+            return max(0.0, self._opened_at + self._reset_timeout - time.monotonic())
+
+    def snapshot(self) -> dict[str, Any]:
+        """State and counters for ``ActorSystem.stats()``."""
+        with self._lock:
+            return {
+                "endpoint": self.endpoint,
+                "state": str(self._breaker.current_state),
+                "fail_counter": int(self._breaker.fail_counter),
+                "fail_max": int(self._breaker.fail_max),
+                "reset_timeout": self._reset_timeout,
+                "rejections": self._rejections,
+            }

@@ -1,0 +1,300 @@
+"""``LM``: an immutable language-model configuration.
+
+An LM holds no connection and no state: the ActorSystem starts one long-lived Client
+actor per distinct configuration (``config_id``) and routes calls through it. The API
+key is kept out of ``repr``, ``config_id``, cache keys and every message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from dspex_actors._errors import ConfigurationError
+from dspex_actors.lm._types import LMRequest, Message
+from dspex_actors.lm.providers import Provider, get_provider
+
+__all__ = ["LM"]
+
+logger = logging.getLogger(__name__)
+
+_KEY_SALT = secrets.token_bytes(16)
+"""Per-process salt: LMs with different keys get different ids, yet no id reveals a key."""
+
+_LM_FIELDS = (
+    "model",
+    "provider",
+    "model_name",
+    "api_base",
+    "temperature",
+    "max_tokens",
+    "timeout",
+    "num_retries",
+    "max_concurrency",
+    "rpm",
+    "cache",
+)
+
+
+def _check_number(name: str, value: Any, *, minimum: float, strict: bool, integer: bool) -> None:
+    """Raise a ConfigurationError unless ``value`` is a finite number in range."""
+    kind = "an int" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ConfigurationError(f"LM {name} must be {kind}, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ConfigurationError(f"LM {name} must be {relation} {minimum}, got {value!r}")
+
+
+class LM:
+    """A language model: ``LM("openai/gpt-4o-mini", api_base=..., api_key=..., ...)``.
+
+    ``model`` is ``"<provider>/<model name>"``; ``openai/`` speaks the OpenAI
+    chat-completions protocol to any compatible server. Extra keyword arguments are
+    request parameters (``top_p``, ``stop``, ``n``, ...) sent with every call.
+    ``max_concurrency`` caps requests in flight and ``rpm`` caps requests started per
+    minute, both enforced by the LM's Client actor. Calling the LM
+    (``lm("hi")`` or ``lm(messages=[...])``) goes through the current ActorSystem and
+    returns one text per choice, as in DSPy.
+    """
+
+    __slots__ = (
+        "_api_key",
+        "_config_id",
+        "_extra",
+        "_provider_impl",
+        "api_base",
+        "cache",
+        "max_concurrency",
+        "max_tokens",
+        "model",
+        "model_name",
+        "num_retries",
+        "provider",
+        "rpm",
+        "temperature",
+        "timeout",
+    )
+
+    model: str
+    provider: str
+    model_name: str
+    api_base: str
+    temperature: float
+    max_tokens: int
+    timeout: float
+    num_retries: int
+    max_concurrency: int | None
+    rpm: float | None
+    cache: bool
+    _api_key: str | None
+    _extra: dict[str, Any]
+    _provider_impl: Provider
+    _config_id: str
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 1000,
+        timeout: float = 60.0,
+        num_retries: int = 3,
+        max_concurrency: int | None = None,
+        rpm: float | None = None,
+        cache: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, str) or "/" not in model:
+            raise ConfigurationError(
+                f"LM model must be '<provider>/<model>' such as 'openai/gpt-4o-mini', got {model!r}"
+            )
+        provider_name, _, model_name = model.partition("/")
+        if not model_name:
+            raise ConfigurationError(f"LM model {model!r} names no model after the provider")
+        provider = get_provider(provider_name)
+        if api_base is not None and (
+            not isinstance(api_base, str) or not api_base.startswith(("http://", "https://"))
+        ):
+            raise ConfigurationError(f"LM api_base must be an http(s) URL, got {api_base!r}")
+        if api_key is not None and not isinstance(api_key, str):
+            raise ConfigurationError("LM api_key must be a string")
+        _check_number("temperature", temperature, minimum=0.0, strict=False, integer=False)
+        _check_number("max_tokens", max_tokens, minimum=1, strict=False, integer=True)
+        _check_number("timeout", timeout, minimum=0.0, strict=True, integer=False)
+        _check_number("num_retries", num_retries, minimum=0, strict=False, integer=True)
+        if max_concurrency is not None:
+            _check_number("max_concurrency", max_concurrency, minimum=1, strict=False, integer=True)
+        if rpm is not None:
+            _check_number("rpm", rpm, minimum=0.0, strict=True, integer=False)
+        if not isinstance(cache, bool):
+            raise ConfigurationError(f"LM cache must be True or False, got {cache!r}")
+        for reserved in ("model", "messages"):
+            if reserved in kwargs:
+                raise ConfigurationError(f"LM parameter {reserved!r} is set by the LM itself")
+        try:
+            json.dumps(kwargs, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"LM request parameters must be JSON values: {exc}") from None
+
+        if api_key is None and provider.api_key_env:
+            api_key = os.environ.get(provider.api_key_env) or None
+        values: dict[str, Any] = {
+            "model": model,
+            "provider": provider_name,
+            "model_name": model_name,
+            "api_base": (api_base or provider.default_api_base).rstrip("/"),
+            "temperature": float(temperature),
+            "max_tokens": max_tokens,
+            "timeout": float(timeout),
+            "num_retries": num_retries,
+            "max_concurrency": max_concurrency,
+            "rpm": None if rpm is None else float(rpm),
+            "cache": cache,
+            "_api_key": api_key,
+            "_extra": dict(kwargs),
+            "_provider_impl": provider,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_config_id", self._compute_config_id())
+
+    def _compute_config_id(self) -> str:
+        """Hash every setting that changes how calls are made; the key only via a salted MAC."""
+        settings = {name: getattr(self, name) for name in _LM_FIELDS}
+        settings["extra"] = self._extra
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+        if self._api_key:
+            digest.update(hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").digest())
+        return digest.hexdigest()[:16]
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"LM is immutable; use lm.copy({name}=...) to change {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("LM is immutable")
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The request parameters sent with every call (a fresh dict)."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self._extra}
+
+    @property
+    def config_id(self) -> str:
+        """A stable, secret-free id of this configuration (one Client actor per id)."""
+        return self._config_id
+
+    @property
+    def endpoint(self) -> str:
+        """The URL calls are POSTed to (no credentials)."""
+        return self._provider_impl.url(self.api_base)
+
+    @property
+    def provider_impl(self) -> Provider:
+        """The wire protocol of this LM."""
+        return self._provider_impl
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key, for the Client actor only; never printed."""
+        return self._api_key
+
+    def copy(self, **changes: Any) -> LM:
+        """A new LM with some settings or request parameters changed."""
+        current: dict[str, Any] = {
+            "model": self.model,
+            "api_base": self.api_base,
+            "api_key": self._api_key,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "timeout": self.timeout,
+            "num_retries": self.num_retries,
+            "max_concurrency": self.max_concurrency,
+            "rpm": self.rpm,
+            "cache": self.cache,
+            **self._extra,
+        }
+        current.update(changes)
+        return LM(**current)
+
+    def make_request(
+        self,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        **overrides: Any,
+    ) -> LMRequest:
+        """Build the LMRequest for a call; ``cache`` and ``rollout_id`` may be overridden."""
+        if (prompt is None) == (messages is None):
+            raise ConfigurationError("pass exactly one of prompt= or messages= to the LM")
+        if prompt is not None:
+            chat: tuple[Message, ...] = ({"role": "user", "content": prompt},)
+        else:
+            assert messages is not None
+            chat = tuple(dict(message) for message in messages)
+            for index, message in enumerate(chat):
+                if not isinstance(message.get("role"), str) or "content" not in message:
+                    raise ConfigurationError(f"message {index} needs 'role' and 'content' keys")
+        cache = overrides.pop("cache", self.cache)
+        rollout_id = overrides.pop("rollout_id", None)
+        return LMRequest(
+            messages=chat,
+            params={**self.kwargs, **overrides},
+            cache=bool(cache) and self.cache,
+            rollout_id=rollout_id,
+        )
+
+    def __call__(
+        self,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        **overrides: Any,
+    ) -> list[str]:
+        """Call the LM through the current ActorSystem; one text per choice."""
+        from dspex_actors.system import current_system
+
+        request = self.make_request(prompt, messages, **overrides)
+        return list(current_system().request(request, lm=self).texts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LM):
+            return NotImplemented
+        return self._config_id == other._config_id
+
+    def __hash__(self) -> int:
+        return hash(self._config_id)
+
+    def __repr__(self) -> str:
+        parts = [repr(self.model)]
+        if self.api_base != self._provider_impl.default_api_base:
+            parts.append(f"api_base={self.api_base!r}")
+        parts.append(f"api_key={'***' if self._api_key else None}")
+        parts.extend(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("temperature", "max_tokens", "timeout", "num_retries")
+        )
+        for name in ("max_concurrency", "rpm"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)!r}")
+        if not self.cache:
+            parts.append("cache=False")
+        parts.extend(f"{key}={value!r}" for key, value in sorted(self._extra.items()))
+        return f"LM({', '.join(parts)})"
+
+    def __copy__(self) -> LM:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LM:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("LM holds a credential and is not picklable; pass its settings instead")

@@ -1,0 +1,310 @@
+"""Predict: one LM call shaped by a signature, with few-shot demos.
+
+A call formats the messages with the chat adapter, sends them through
+``current_system()`` (so through the Cache and Client actors of whichever
+ActorSystem is current for this thread/context, or the configured default),
+parses the reply into a :class:`Prediction` and, while a trace is recorded,
+appends ``(predictor, inputs, prediction)`` to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
+from dspex_actors.adapters import ChatAdapter
+from dspex_actors.lm._types import LMRequest, LMResponse, Message
+from dspex_actors.predict._sigstring import signature_to_string
+from dspex_actors.predict._trace import current_trace
+from dspex_actors.primitives import Example, Module, Parameter, Prediction
+from dspex_actors.primitives._module import METADATA_KEY
+from dspex_actors.signatures import ensure_signature
+from dspex_actors.system import current_system
+
+__all__ = ["Predict"]
+
+logger = logging.getLogger(__name__)
+
+_SHARED_ON_COPY = frozenset({"lm", "signature", "callbacks"})
+"""Attributes a deep copy shares: immutable values (signature, LM) and hooks."""
+
+_N_TEMPERATURE = 0.7
+"""DSPy raises a near-zero temperature to this when ``n > 1`` so choices differ."""
+
+_DEFAULT_ADAPTER: ChatAdapter | None = None
+
+
+def _adapter() -> ChatAdapter:
+    global _DEFAULT_ADAPTER  # noqa: PLW0603 - one stateless adapter, made on first use
+    if _DEFAULT_ADAPTER is None:
+        _DEFAULT_ADAPTER = ChatAdapter()
+    return _DEFAULT_ADAPTER
+
+
+class Predict(Module, Parameter):
+    """Map a signature's inputs to its outputs with one LM call.
+
+    ``Predict("question -> answer")(question="...")``. ``**config`` are default LM
+    request parameters (temperature, max_tokens, n, rollout_id, cache); a call can
+    override them with ``config={...}``, its demos with ``demos=[...]`` and its LM with
+    ``lm=``. ``predict.lm`` overrides the system's LM for this predictor.
+    """
+
+    signature: Any
+    config: dict[str, Any]
+    lm: Any
+    demos: list[Any]
+    traces: list[Any]
+    train: list[Any]
+
+    def __init__(self, signature: Any, callbacks: list[Any] | None = None, **config: Any) -> None:
+        super().__init__(callbacks=callbacks)
+        self.signature = ensure_signature(signature)
+        self.config = dict(config)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget demos and the LM override (DSPy's reset)."""
+        self.lm = None
+        self.traces = []
+        self.train = []
+        self.demos = []
+
+    # -- calling -------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Prediction:
+        if args:
+            names = list(self.signature.input_fields)
+            example = ", ".join(f"{name}=..." for name in names) or "..."
+            raise PredictInputError(
+                f"{self._describe()} takes keyword arguments only (the signature's input "
+                f"fields {names}), got {len(args)} positional argument(s); "
+                f"call it as predict({example})"
+            )
+        result: Prediction = super().__call__(**kwargs)
+        return result
+
+    def forward(self, **kwargs: Any) -> Prediction:
+        """Run one prediction: ``inputs`` as keywords plus ``config``/``demos``/``lm``."""
+        signature = self.signature
+        override = kwargs.pop("signature", None)
+        if override is not None:
+            signature = ensure_signature(override)
+        demos = kwargs.pop("demos", None)
+        if demos is None:
+            demos = self.demos
+        call_config = kwargs.pop("config", None) or {}
+        if not isinstance(call_config, Mapping):
+            raise PredictInputError(
+                f"{self._describe()}: config= must be a dict of LM parameters, "
+                f"got {type(call_config).__name__}"
+            )
+        config = {**self.config, **call_config}
+        lm = kwargs.pop("lm", None)
+        if lm is None:
+            lm = self.lm
+        record = kwargs.pop("_trace", True)
+
+        missing = [name for name in signature.input_fields if name not in kwargs]
+        if missing:
+            raise PredictInputError(
+                f"{self._describe(signature)} is missing input field(s) {missing}; "
+                f"it was called with {sorted(kwargs)}"
+            )
+
+        n_given = config.get("n")
+        if n_given is not None and (
+            not isinstance(n_given, int) or isinstance(n_given, bool) or n_given < 1
+        ):
+            raise PredictInputError(
+                f"{self._describe()}: n must be a positive int, got {n_given!r}"
+            )
+
+        system = current_system()
+        effective_lm = lm if lm is not None else system.lm
+        lm_kwargs: Mapping[str, Any] = effective_lm.kwargs if effective_lm is not None else {}
+        cache = bool(config.pop("cache", True))
+        rollout_id = config.pop("rollout_id", None)
+        temperature = config.get("temperature", lm_kwargs.get("temperature"))
+        n = n_given or lm_kwargs.get("n") or 1
+        if n > 1 and (temperature is None or temperature <= 0.15):
+            config["temperature"] = _N_TEMPERATURE
+        params = {**lm_kwargs, **config}
+
+        def request_fn(
+            messages: Sequence[Message], request_params: Mapping[str, Any]
+        ) -> LMResponse:
+            request = LMRequest(
+                messages=tuple(messages),
+                params=dict(request_params),
+                cache=cache,
+                rollout_id=rollout_id,
+            )
+            return system.request(request, lm=lm)
+
+        completions, response = _adapter()(request_fn, signature, demos, kwargs, params)
+        pred = Prediction.from_completions(
+            completions, signature, usage=response.usage, raw_texts=response.texts
+        )
+        if record:
+            trace = current_trace()
+            if trace is not None:
+                trace.append((self, dict(kwargs), pred))
+        return pred
+
+    def update_config(self, **config: Any) -> None:
+        """Merge ``config`` into the default LM parameters."""
+        self.config = {**self.config, **config}
+
+    def get_config(self) -> dict[str, Any]:
+        """The default LM parameters."""
+        return self.config
+
+    # -- copies --------------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for attr, value in vars(self).items():
+            shared = attr in _SHARED_ON_COPY
+            new.__dict__[attr] = value if shared else copy.deepcopy(value, memo)
+        return new
+
+    # -- state (DSPy's layout) -------------------------------------------------------
+
+    def dump_state(self) -> dict[str, Any]:
+        """Demos as dicts, signature instructions and field prefixes/descriptions, no LM.
+
+        Also what ``save()`` writes for a bare Predict (flat, as DSPy does).
+        """
+        signature = self.signature
+        fields = [
+            {"name": name, "prefix": info.prefix, "description": info.desc}
+            for name, info in signature.fields.items()
+        ]
+        return {
+            "traces": [],
+            "train": [],
+            "demos": [_demo_to_dict(demo) for demo in self.demos],
+            "signature": {
+                "instructions": signature.instructions,
+                "fields": fields,
+                "string": signature_to_string(signature),
+            },
+            "lm": None,
+        }
+
+    def check_state(self, state: Any, name: str = "self") -> None:
+        """Raise :class:`ProgramLoadError` naming the predictor/field if ``state`` does not fit."""
+        where = f"saved predictor '{name}'"
+        if not isinstance(state, Mapping):
+            raise ProgramLoadError(f"{where} must be a JSON object, got {type(state).__name__}")
+        sig_state = state.get("signature")
+        if not isinstance(sig_state, Mapping):
+            raise ProgramLoadError(f"{where} has no 'signature' object (instructions and fields)")
+        instructions = sig_state.get("instructions")
+        if not isinstance(instructions, str):
+            raise ProgramLoadError(f"{where}: signature 'instructions' must be a string")
+        saved_fields = sig_state.get("fields")
+        if not isinstance(saved_fields, list):
+            raise ProgramLoadError(f"{where}: signature 'fields' must be a list")
+        names = list(self.signature.fields)
+        saved_names = [f.get("name") if isinstance(f, Mapping) else None for f in saved_fields]
+        if len(saved_fields) != len(names):
+            shown = saved_names if all(saved_names) else f"{len(saved_fields)} fields"
+            raise ProgramLoadError(
+                f"{where} does not match {self._describe()}: the file has {shown}, "
+                f"the program's signature has fields {names}"
+            )
+        for index, (expected, entry) in enumerate(zip(names, saved_fields, strict=True)):
+            if not isinstance(entry, Mapping):
+                raise ProgramLoadError(f"{where}: field #{index} must be a JSON object")
+            saved_name = entry.get("name")
+            if saved_name is not None and saved_name != expected:
+                raise ProgramLoadError(
+                    f"{where} does not match {self._describe()}: saved field #{index} is "
+                    f"'{saved_name}' where the program's signature has field '{expected}'"
+                )
+            for key in ("prefix", "description"):
+                if not isinstance(entry.get(key), str):
+                    raise ProgramLoadError(
+                        f"{where}: field '{expected}' needs a string '{key}'"
+                    )
+        demos = state.get("demos", [])
+        if not isinstance(demos, list) or not all(isinstance(d, Mapping) for d in demos):
+            raise ProgramLoadError(f"{where}: 'demos' must be a list of JSON objects")
+
+    def load_state(self, state: Mapping[str, Any], name: str = "self") -> Self:
+        """Apply saved state: demos (as Examples), instructions, prefixes, descriptions.
+
+        Takes a predictor's state, or a whole saved program holding only this predictor
+        (flat as DSPy saves a bare Predict, or nested under ``"self"``).
+        """
+        state = _own_state(state)
+        self.check_state(state, name=name)
+        sig_state = state["signature"]
+        signature = self.signature.with_instructions(sig_state["instructions"])
+        for field_name, entry in zip(list(signature.fields), sig_state["fields"], strict=True):
+            info = signature.fields[field_name]
+            if entry["description"] != info.desc or entry["prefix"] != info.prefix:
+                signature = signature.with_updated_fields(
+                    field_name, desc=entry["description"], prefix=entry["prefix"]
+                )
+        self.signature = signature
+        self.demos = [Example(demo) for demo in state.get("demos", [])]
+        self.traces = list(state.get("traces") or [])
+        self.train = list(state.get("train") or [])
+        if state.get("lm"):
+            logger.warning(
+                "%s: the saved file holds LM settings; they are ignored "
+                "(configure the LM in code)",
+                name,
+            )
+        return self
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], name: str = "self") -> Predict:
+        """Rebuild a predictor from its saved state alone (needs the saved signature string)."""
+        sig_state = state.get("signature") if isinstance(state, Mapping) else None
+        string = sig_state.get("string") if isinstance(sig_state, Mapping) else None
+        if not isinstance(string, str) or not string:
+            raise ProgramLoadError(
+                f"saved predictor '{name}' has no signature string (saved by DSPy or an older "
+                "version?): build the program in code and call program.load(path)"
+            )
+        instructions = sig_state.get("instructions") if isinstance(sig_state, Mapping) else None
+        try:
+            signature = ensure_signature(string, instructions=instructions)
+        except SignatureError as exc:
+            raise ProgramLoadError(
+                f"saved predictor '{name}': cannot rebuild its signature {string!r}: {exc}"
+            ) from exc
+        return cls(signature).load_state(state, name=name)
+
+    # -- display ---------------------------------------------------------------------
+
+    def _describe(self, signature: Any = None) -> str:
+        return f"{type(self).__name__}({signature_to_string(signature or self.signature)!r})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({signature_to_string(self.signature)})"
+
+
+def _own_state(state: Any) -> Any:
+    """The predictor state inside a program file that holds only a bare predictor."""
+    if isinstance(state, Mapping) and "signature" not in state:
+        predictors = [key for key in state if key != METADATA_KEY]
+        if predictors == ["self"]:
+            return state["self"]
+    return state
+
+
+def _demo_to_dict(demo: Any) -> dict[str, Any]:
+    if isinstance(demo, Example):
+        return demo.toDict()
+    if isinstance(demo, Mapping):
+        return dict(demo)
+    raise TypeError(f"a demo must be an Example or a dict, got {type(demo).__name__}")

@@ -1,0 +1,55 @@
+"""A signature back to its string form (``"question -> answer: int"``).
+
+Saved programs carry this string so that a program can be rebuilt from the file
+alone (the CLI does that); DSPy ignores the extra key.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+import typing
+from typing import Any
+
+__all__ = ["annotation_to_str", "signature_to_string"]
+
+logger = logging.getLogger(__name__)
+
+
+def annotation_to_str(annotation: Any) -> str:
+    """The source form of a field type: ``int``, ``list[str]``, ``Literal['a', 'b']``."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(repr(a) for a in args) + "]"
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1 and len(args) == 2:
+            return f"Optional[{annotation_to_str(members[0])}]"
+        return "Union[" + ", ".join(annotation_to_str(a) for a in args) + "]"
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or repr(origin).removeprefix("typing.")
+        return f"{name}[" + ", ".join(annotation_to_str(a) for a in args) + "]"
+    if annotation is None or annotation is type(None):
+        return "None"
+    if annotation is typing.Any:
+        return "Any"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return repr(annotation).removeprefix("typing.")
+
+
+def _side(fields: typing.Mapping[str, Any]) -> str:
+    parts = []
+    for name, info in fields.items():
+        annotation = getattr(info, "annotation", str)
+        if annotation is None or annotation is str:
+            parts.append(name)
+        else:
+            parts.append(f"{name}: {annotation_to_str(annotation)}")
+    return ", ".join(parts)
+
+
+def signature_to_string(signature: Any) -> str:
+    """``"context: list[str], question -> answer: int"`` for a signature class."""
+    return f"{_side(signature.input_fields)} -> {_side(signature.output_fields)}"

@@ -1,0 +1,83 @@
+"""The process-wide default system: ``configure()``, ``current_system()``, shutdown.
+
+``current_system()`` looks in this order: the system whose ``with`` block encloses the
+current context (a contextvar, so tasks and copied contexts see it), the most recently
+entered system still running (so plain threads started inside a ``with`` see it), then
+the ``configure()``d default system, started on first use and stopped at exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from dspex_actors._errors import ConfigurationError
+from dspex_actors.lm._lm import LM
+from dspex_actors.system._system import ActorSystem, current_from_context
+
+__all__ = ["configure", "current_system", "shutdown_default"]
+
+logger = logging.getLogger(__name__)
+
+class _Default:
+    """The default system and the options it was configured with (guarded by ``lock``)."""
+
+    lock = threading.RLock()
+    system: ActorSystem | None = None
+    options: dict[str, Any] = {}
+
+
+def _build(lm: LM | None, options: dict[str, Any]) -> ActorSystem:
+    try:
+        return ActorSystem(lm, name="dspex-default", **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"configure(): {exc}") from None
+
+
+def configure(lm: LM | None = None, **options: Any) -> None:
+    """Set the LM (and ActorSystem options) of the process-wide default system.
+
+    The system starts on first use. Changing only the LM keeps a running default system
+    (and its cache); changing options replaces it.
+    """
+    replacement = _build(lm, options)
+    with _Default.lock:
+        old = _Default.system
+        if old is not None and old.running and options == _Default.options:
+            old._set_default_lm(lm)
+            return
+        _Default.system, _Default.options = replacement, dict(options)
+    if old is not None:
+        old.stop()
+
+
+def _default_system() -> ActorSystem:
+    with _Default.lock:
+        if _Default.system is None:
+            _Default.system = _build(None, _Default.options)
+        if not _Default.system.running:
+            _Default.system.start()
+        return _Default.system
+
+
+def current_system() -> ActorSystem:
+    """The ActorSystem calls made here should use (see the module docstring)."""
+    system = current_from_context()
+    if system is not None:
+        return system
+    return _default_system()
+
+
+def shutdown_default(timeout: float = 30.0, *, reset: bool = False) -> None:
+    """Stop the default system if it runs.
+
+    It starts again on next use with the same configuration, unless ``reset`` also
+    forgets what ``configure()`` set (for test isolation).
+    """
+    with _Default.lock:
+        system = _Default.system
+        if reset:
+            _Default.system, _Default.options = None, {}
+    if system is not None:
+        system.stop(timeout=timeout)

@@ -1,0 +1,467 @@
+"""``ActorSystem``: a supervisor with the Cache actor and one Client actor per LM config.
+
+Callers (any thread) talk to the actors through stable ChildHandles, so a Client or
+Cache restarted by the supervisor is found by the next call. The cache is an
+optimisation: when the Cache actor is down, calls go straight to the Client.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import functools
+import logging
+import math
+import threading
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import pykka
+
+from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
+from dspex_actors.cache._actor import (
+    Abandon,
+    CacheActor,
+    CacheOptions,
+    GetCacheStats,
+    Lookup,
+    LookupResult,
+    Store,
+)
+from dspex_actors.cache._key import cache_key
+from dspex_actors.cache._sqlite import SQLiteTier
+from dspex_actors.lm._breaker import EndpointBreaker
+from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, call_client
+from dspex_actors.lm._lm import LM
+from dspex_actors.lm._types import LMRequest, LMResponse
+from dspex_actors.lm._wait import wait_reply
+from supervision import (
+    ChildHandle,
+    ChildSpec,
+    ChildUnavailableError,
+    SupervisionError,
+    Supervisor,
+)
+
+__all__ = ["ActorSystem"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_CHILD_ID = "cache"
+CHILD_REF_TIMEOUT = 10.0
+"""How long a call waits for a restarting Cache/Client before giving up."""
+ASK_TIMEOUT = 30.0
+"""Bound on bookkeeping round trips (lookup, store, stats, start_child)."""
+
+_current: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar(
+    "dspex_actors_current_system", default=None
+)
+_registry_lock = threading.RLock()
+_entered: list[ActorSystem] = []
+"""Systems whose ``with`` block is open, most recently entered last."""
+_running: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+_exit_hook = {"installed": False}
+
+
+class _SystemSupervisor(Supervisor):
+    """The system's supervisor, on a daemon thread like its children (see _stop_all_at_exit)."""
+
+    use_daemon_thread = True
+
+
+def _stop_all_at_exit() -> None:
+    """atexit hook: stop every system still running.
+
+    Actor threads are daemon threads, so the interpreter does not wait for them before
+    running atexit hooks (Python joins non-daemon threads *before* atexit); user threads
+    that still make calls have been joined by then.
+    """
+    with _registry_lock:
+        systems = list(_running)
+    for system in systems:
+        try:
+            system.stop()
+        except Exception:
+            logger.warning("stopping %r at exit failed", system, exc_info=True)
+
+
+def _install_exit_hook() -> None:
+    with _registry_lock:
+        if not _exit_hook["installed"]:
+            atexit.register(_stop_all_at_exit)
+            _exit_hook["installed"] = True
+
+
+def _check_positive(name: str, value: Any, *, integer: bool, allow_zero: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ConfigurationError(f"ActorSystem {name} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"ActorSystem {name} must be {bound}, got {value!r}")
+
+
+class ActorSystem:
+    """The runtime: a supervisor ``"dspex"`` with a Cache actor and Client actors.
+
+    ``lm`` is the default LM of calls that name none. ``cache_dir`` enables the SQLite
+    tier (a file that cannot be used is logged and the cache stays in memory, unless
+    ``cache_strict`` makes ``start()`` raise CacheError). ``max_restarts`` within
+    ``max_seconds`` bounds the supervisor's restarts. The breaker and retry settings
+    apply to every Client of this system.
+
+    Use ``with ActorSystem(lm=...) as system:`` (starts, makes it current, stops) or
+    ``start()``/``stop()``; ``with`` on a system that is already started only makes it
+    current.
+    """
+
+    def __init__(
+        self,
+        lm: LM | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        cache_maxsize: int = 100_000,
+        cache_ttl: float | None = None,
+        cache_strict: bool = False,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        breaker_fail_max: int = 5,
+        breaker_reset_timeout: float = 10.0,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 20.0,
+        name: str | None = None,
+    ) -> None:
+        if lm is not None and not isinstance(lm, LM):
+            raise ConfigurationError(f"ActorSystem lm must be a dspex_actors.LM, got {lm!r}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
+            raise ConfigurationError(f"ActorSystem cache_dir must be a path, got {cache_dir!r}")
+        _check_positive("cache_maxsize", cache_maxsize, integer=True)
+        if cache_ttl is not None:
+            _check_positive("cache_ttl", cache_ttl, integer=False)
+        _check_positive("max_restarts", max_restarts, integer=True, allow_zero=True)
+        _check_positive("max_seconds", max_seconds, integer=False)
+        _check_positive("breaker_fail_max", breaker_fail_max, integer=True)
+        _check_positive("breaker_reset_timeout", breaker_reset_timeout, integer=False)
+        _check_positive("retry_base_delay", retry_base_delay, integer=False, allow_zero=True)
+        _check_positive("retry_max_delay", retry_max_delay, integer=False, allow_zero=True)
+        self._lm = lm
+        self.name = name or "dspex"
+        self.cache_options = CacheOptions(maxsize=cache_maxsize, ttl=cache_ttl, cache_dir=cache_dir)
+        self.cache_strict = bool(cache_strict)
+        self.max_restarts = max_restarts
+        self.max_seconds = float(max_seconds)
+        self.client_options = ClientOptions(
+            breaker_fail_max=breaker_fail_max,
+            breaker_reset_timeout=float(breaker_reset_timeout),
+            retry_base_delay=float(retry_base_delay),
+            retry_max_delay=float(retry_max_delay),
+        )
+        self._lock = threading.RLock()
+        self._supervisor: pykka.ActorRef[Any] | None = None
+        self._cache: ChildHandle | None = None
+        self._clients: dict[str, tuple[LM, ChildHandle]] = {}
+        self._breakers: dict[str, EndpointBreaker] = {}
+        self._exit_reason: BaseException | None = None
+        self._tokens: list[tuple[contextvars.Token[ActorSystem | None], bool]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def lm(self) -> LM | None:
+        """The default LM of this system (None: every call must name one)."""
+        return self._lm
+
+    @property
+    def running(self) -> bool:
+        """Whether the system is started and its supervisor is alive."""
+        sup = self._supervisor
+        return sup is not None and sup.is_alive()
+
+    def start(self) -> Self:
+        """Start the supervisor and the Cache actor (Clients start on first use)."""
+        with self._lock:
+            if self.running:
+                return self
+            if self._supervisor is not None:
+                self._teardown()
+            cache_dir = self.cache_options.cache_dir
+            if self.cache_strict and cache_dir is not None:
+                SQLiteTier.open(cache_dir).close()
+            options = self.cache_options
+            self._exit_reason = None
+            self._supervisor = _SystemSupervisor.start(
+                [ChildSpec(id=CACHE_CHILD_ID, start=functools.partial(CacheActor.start, options))],
+                strategy="one_for_one",
+                max_restarts=self.max_restarts,
+                max_seconds=self.max_seconds,
+                name=self.name,
+                on_exit=self._on_supervisor_exit,
+            )
+            self._cache = ChildHandle(self._supervisor, CACHE_CHILD_ID)
+            with _registry_lock:
+                _running.add(self)
+            _install_exit_hook()
+            logger.debug("actor system %s started", self.name)
+            return self
+
+    def _on_supervisor_exit(self, reason: BaseException | None) -> None:
+        if reason is not None:
+            self._exit_reason = reason
+            logger.error("actor system %s stopped: %s", self.name, reason)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop every actor of the system (Clients fail their pending calls promptly)."""
+        with self._lock:
+            sup = self._supervisor
+            if sup is None:
+                return
+            self._supervisor = None
+            self._cache = None
+            self._clients.clear()
+        with _registry_lock:
+            _running.discard(self)
+            while self in _entered:
+                _entered.remove(self)
+        try:
+            sup.stop(block=True, timeout=timeout)
+        except pykka.Timeout:
+            logger.warning("actor system %s did not stop within %ss", self.name, timeout)
+        logger.debug("actor system %s stopped", self.name)
+
+    def _teardown(self) -> None:
+        """Forget a supervisor that died by itself (it gave up restarting)."""
+        self._supervisor = None
+        self._cache = None
+        self._clients.clear()
+
+    def __enter__(self) -> Self:
+        started_here = not self.running
+        self.start()
+        token = _current.set(self)
+        self._tokens.append((token, started_here))
+        with _registry_lock:
+            _entered.append(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, started_here = self._tokens.pop()
+        _current.reset(token)
+        with _registry_lock:
+            for index in range(len(_entered) - 1, -1, -1):
+                if _entered[index] is self:
+                    del _entered[index]
+                    break
+        if started_here:
+            self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ActorSystem {self.name!r} {state} lm={self._lm!r}>"
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _require_supervisor(self) -> pykka.ActorRef[Any]:
+        sup = self._supervisor
+        if sup is None or not sup.is_alive():
+            detail = f" ({self._exit_reason})" if self._exit_reason is not None else ""
+            raise LMUnavailableError(
+                f"actor system {self.name!r} is not running{detail}; "
+                "use `with ActorSystem(...)` or call start()"
+            )
+        return sup
+
+    def _client(self, lm: LM) -> ChildHandle:
+        """The handle of ``lm``'s Client actor, started on first use."""
+        child_id = f"client:{lm.config_id}"
+        entry = self._clients.get(child_id)
+        if entry is not None:
+            return entry[1]
+        with self._lock:
+            entry = self._clients.get(child_id)
+            if entry is not None:
+                return entry[1]
+            sup = self._require_supervisor()
+            breaker = self._breakers.get(lm.endpoint)
+            if breaker is None:
+                breaker = EndpointBreaker(
+                    lm.endpoint,
+                    fail_max=self.client_options.breaker_fail_max,
+                    reset_timeout=self.client_options.breaker_reset_timeout,
+                )
+                self._breakers[lm.endpoint] = breaker
+            spec = ChildSpec(
+                id=child_id,
+                start=functools.partial(ClientActor.start, lm, breaker, self.client_options),
+            )
+            try:
+                handle: ChildHandle = sup.proxy().start_child(spec).get(timeout=ASK_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout, SupervisionError) as exc:
+                raise LMUnavailableError(
+                    f"could not start the Client actor for {lm.model} at {lm.endpoint}: {exc}",
+                    model=lm.model,
+                    endpoint=lm.endpoint,
+                ) from None
+            self._clients[child_id] = (lm, handle)
+            logger.debug("started the Client actor for %s at %s", lm.model, lm.endpoint)
+            return handle
+
+    def _call_client(self, lm: LM, request: LMRequest) -> LMResponse:
+        """Call ``lm``'s Client; a call cut off by a Client crash is retried once."""
+        for attempt in (1, 2):
+            handle = self._client(lm)
+            try:
+                ref = handle.ref(timeout=CHILD_REF_TIMEOUT)
+            except ChildUnavailableError as exc:
+                raise LMUnavailableError(
+                    f"the Client actor for {lm.model} at {lm.endpoint} is unavailable: {exc}",
+                    model=lm.model,
+                    endpoint=lm.endpoint,
+                ) from None
+            try:
+                return call_client(ref, request, model=lm.model, endpoint=lm.endpoint)
+            except LMUnavailableError:
+                if attempt == 2 or not self.running:
+                    raise
+                logger.warning(
+                    "the Client actor for %s stopped during a call; retrying once", lm.model
+                )
+        raise AssertionError("unreachable")
+
+    def request(self, request: LMRequest, lm: LM | None = None) -> LMResponse:
+        """Make one LM call through the cache (unless opted out) and the LM's Client."""
+        if not isinstance(request, LMRequest):
+            raise ConfigurationError(f"request must be an LMRequest, got {type(request).__name__}")
+        lm = lm if lm is not None else self._lm
+        if lm is None:
+            raise ConfigurationError(
+                "no LM configured: pass lm=..., use ActorSystem(lm=...) or dx.configure(lm=...)"
+            )
+        if not isinstance(lm, LM):
+            raise ConfigurationError(f"lm must be a dspex_actors.LM, got {lm!r}")
+        self._require_supervisor()
+        if not (request.cache and lm.cache):
+            return self._call_client(lm, request)
+        return self._cached_call(lm, request)
+
+    def _cache_ref(self) -> pykka.ActorRef[Any] | None:
+        handle = self._cache
+        if handle is None:
+            return None
+        try:
+            return handle.ref(timeout=CHILD_REF_TIMEOUT)
+        except ChildUnavailableError as exc:
+            logger.warning("cache unavailable (%s); calling the LM directly", exc)
+            return None
+
+    def _cached_call(self, lm: LM, request: LMRequest) -> LMResponse:
+        key = cache_key(lm.model, request)
+        ref = self._cache_ref()
+        if ref is None:
+            return self._call_client(lm, request)
+        try:
+            found: LookupResult = ref.ask(Lookup(key), block=True, timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            logger.warning("cache lookup failed; calling the LM directly")
+            return self._call_client(lm, request)
+        if found.kind == "hit":
+            assert found.response is not None
+            return found.response
+        if found.kind == "follow":
+            assert found.future is not None
+            try:
+                return wait_reply(
+                    found.future, ref, lambda: CacheError("the Cache actor stopped")
+                )
+            except CacheError:
+                return self._call_client(lm, request)
+        try:
+            response = self._call_client(lm, request)
+        except BaseException as exc:
+            shared: BaseException = exc
+            if not isinstance(exc, Exception):
+                shared = LMUnavailableError(
+                    f"the identical call this one was waiting for was interrupted ({exc!r})",
+                    model=lm.model,
+                    endpoint=lm.endpoint,
+                )
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Abandon(key, shared))
+            raise
+        try:
+            ref.ask(Store(key, response), timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            logger.warning("could not store a response in the cache (Cache actor down)")
+        return response
+
+    # -- introspection -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Cache counters, per-client counters and breaker state, restarts."""
+        result: dict[str, Any] = {"name": self.name, "running": self.running}
+        sup = self._supervisor
+        ref = self._cache_ref() if self.running else None
+        try:
+            result["cache"] = ref.ask(GetCacheStats(), timeout=ASK_TIMEOUT) if ref else None
+        except (pykka.ActorDeadError, pykka.Timeout):
+            result["cache"] = None
+        clients: dict[str, Any] = {}
+        for child_id, (lm, handle) in list(self._clients.items()):
+            try:
+                clients[child_id] = handle.ask(
+                    GetClientStats(), timeout=ASK_TIMEOUT, ref_timeout=CHILD_REF_TIMEOUT
+                )
+            except (ChildUnavailableError, pykka.ActorDeadError, pykka.Timeout, LMError):
+                clients[child_id] = {"model": lm.model, "endpoint": lm.endpoint, "alive": False}
+        result["clients"] = clients
+        result["breakers"] = {ep: b.snapshot() for ep, b in list(self._breakers.items())}
+        restarts: dict[str, int] = {}
+        if sup is not None and sup.is_alive():
+            try:
+                for info in sup.proxy().which_children().get(timeout=ASK_TIMEOUT):
+                    restarts[info.id] = info.restart_count
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        result["restarts"] = restarts
+        return result
+
+    @property
+    def supervisor(self) -> pykka.ActorRef[Any] | None:
+        """The supervisor's ref while running (for tests and tooling)."""
+        return self._supervisor
+
+    def client_handle(self, lm: LM | None = None) -> ChildHandle:
+        """The ChildHandle of an LM's Client actor (started if needed)."""
+        lm = lm if lm is not None else self._lm
+        if lm is None:
+            raise ConfigurationError("no LM given and the system has no default LM")
+        return self._client(lm)
+
+    def cache_handle(self) -> ChildHandle:
+        """The ChildHandle of the Cache actor."""
+        self._require_supervisor()
+        assert self._cache is not None
+        return self._cache
+
+    def _set_default_lm(self, lm: LM | None) -> None:
+        """Used by ``configure()`` to change the default system's LM in place."""
+        self._lm = lm
+
+
+def current_from_context() -> ActorSystem | None:
+    """The system of this context, else the most recently entered one still running."""
+    system = _current.get()
+    if system is not None and system.running:
+        return system
+    with _registry_lock:
+        for candidate in reversed(_entered):
+            if candidate.running:
+                return candidate
+    return None

@@ -1,0 +1,18 @@
+"""Few-shot optimizers: LabeledFewShot, BootstrapFewShot, BootstrapFewShotWithRandomSearch.
+
+They follow DSPy's semantics (same seeds, same sampling, same selection order) so the
+demos chosen match DSPy's given the same LM answers; bootstrapping and candidate
+scoring run on the parallel executor.
+"""
+
+from dspex_actors.teleprompt._bootstrap import BootstrapFewShot
+from dspex_actors.teleprompt._random_search import BootstrapFewShotWithRandomSearch
+from dspex_actors.teleprompt._teleprompter import Teleprompter
+from dspex_actors.teleprompt._vanilla import LabeledFewShot
+
+__all__ = [
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
+    "LabeledFewShot",
+    "Teleprompter",
+]

@@ -1,0 +1,57 @@
+"""A real local OpenAI-compatible LM server for tests, benchmarks and the offline demo.
+
+``LocalLMServer`` serves ``POST /v1/chat/completions`` and ``GET /v1/models`` on
+127.0.0.1 with a pluggable responder (the deterministic default "model" reads DSPy
+chat-adapter prompts), latency, fault injection and counters; ``ServerProcess`` runs
+the same server in a subprocess, driven over its ``/_dspex/`` control endpoints.
+"""
+
+from dspex_actors.testing._arithmetic import (
+    WEAK_WRONG_RATE,
+    WEAK_WRONG_RATE_WITH_DEMOS,
+    arithmetic_dataset,
+    solve_arithmetic,
+    stable_fraction,
+    weak_model_is_wrong,
+)
+from dspex_actors.testing._cli import main
+from dspex_actors.testing._faults import Fault, FaultKind
+from dspex_actors.testing._process import ServerControl, ServerProcess
+from dspex_actors.testing._responders import (
+    RESPONDERS,
+    ChatRequest,
+    DefaultResponder,
+    DSPyPrompt,
+    Responder,
+    WeakResponder,
+    echo_responder,
+    fixed_responder,
+    parse_dspy_prompt,
+)
+from dspex_actors.testing._server import LocalLMServer
+from dspex_actors.testing._stats import ServerStats
+
+__all__ = [
+    "RESPONDERS",
+    "WEAK_WRONG_RATE",
+    "WEAK_WRONG_RATE_WITH_DEMOS",
+    "ChatRequest",
+    "DSPyPrompt",
+    "DefaultResponder",
+    "Fault",
+    "FaultKind",
+    "LocalLMServer",
+    "Responder",
+    "ServerControl",
+    "ServerProcess",
+    "ServerStats",
+    "WeakResponder",
+    "arithmetic_dataset",
+    "echo_responder",
+    "fixed_responder",
+    "main",
+    "parse_dspy_prompt",
+    "solve_arithmetic",
+    "stable_fraction",
+    "weak_model_is_wrong",
+]

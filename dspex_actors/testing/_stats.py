@@ -1,0 +1,154 @@
+"""Counters the local server keeps, and the snapshot tests read."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ServerStats", "StatsRecorder"]
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """A snapshot of the server's counters (the same shape in and out of process).
+
+    ``requests_total`` counts ``POST /v1/chat/completions`` requests (faulted ones
+    included); ``status_counts`` maps HTTP status → replies sent (a dropped connection
+    has no status); ``in_flight`` counts requests received and not yet answered (a
+    request leaves it just before its reply is written); ``faults`` maps a fault label
+    (``http_429``, ``hang``, ``malformed_json``, ``no_choices``, ``drop``) → times
+    injected; ``requests`` holds the most recent parsed request bodies in arrival order,
+    ``headers`` their headers.
+    """
+
+    requests_total: int = 0
+    status_counts: dict[int, int] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    models_requests: int = 0
+
+    def status(self, code: int) -> int:
+        """Replies sent with HTTP status ``code``."""
+        return self.status_counts.get(code, 0)
+
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        """The most recent request body, if any."""
+        return self.requests[-1] if self.requests else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (status codes become string keys)."""
+        return {
+            "requests_total": self.requests_total,
+            "status_counts": {str(k): v for k, v in self.status_counts.items()},
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "faults": dict(self.faults),
+            "requests": list(self.requests),
+            "headers": list(self.headers),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "models_requests": self.models_requests,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerStats:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            requests_total=int(data["requests_total"]),
+            status_counts={int(k): int(v) for k, v in data["status_counts"].items()},
+            in_flight=int(data["in_flight"]),
+            max_in_flight=int(data["max_in_flight"]),
+            faults={str(k): int(v) for k, v in data["faults"].items()},
+            requests=list(data.get("requests", [])),
+            headers=list(data.get("headers", [])),
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+            models_requests=int(data.get("models_requests", 0)),
+        )
+
+
+class StatsRecorder:
+    """The live, thread-safe counters behind :class:`ServerStats`."""
+
+    def __init__(self, max_logged_requests: int) -> None:
+        self._lock = threading.Lock()
+        self._max_logged = max_logged_requests
+        self._reset_locked(in_flight=0)
+
+    def _reset_locked(self, in_flight: int) -> None:
+        self._requests_total = 0
+        self._status: Counter[int] = Counter()
+        self._in_flight = in_flight
+        self._max_in_flight = in_flight
+        self._faults: Counter[str] = Counter()
+        self._log: deque[dict[str, Any]] = deque(maxlen=self._max_logged)
+        self._headers: deque[dict[str, str]] = deque(maxlen=self._max_logged)
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._models_requests = 0
+
+    def reset(self) -> None:
+        """Zero every counter and clear the log; in-flight requests stay counted."""
+        with self._lock:
+            self._reset_locked(in_flight=self._in_flight)
+
+    def chat_started(self, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
+        """A chat request arrived (``body`` None when it was not valid JSON)."""
+        with self._lock:
+            self._requests_total += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            if body is not None:
+                self._log.append(body)
+                self._headers.append(headers)
+
+    def chat_finished(self) -> None:
+        """A chat request is done (replied, dropped or abandoned)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def replied(self, status: int) -> None:
+        """A reply with ``status`` was sent (or attempted)."""
+        with self._lock:
+            self._status[status] += 1
+
+    def fault(self, label: str) -> None:
+        """A fault was injected."""
+        with self._lock:
+            self._faults[label] += 1
+
+    def tokens(self, prompt: int, completion: int) -> None:
+        """Add one reply's usage."""
+        with self._lock:
+            self._prompt_tokens += prompt
+            self._completion_tokens += completion
+
+    def models_request(self) -> None:
+        """``GET /v1/models`` was served."""
+        with self._lock:
+            self._models_requests += 1
+
+    def snapshot(self, *, include_requests: bool = True) -> ServerStats:
+        """A consistent copy of every counter."""
+        with self._lock:
+            return ServerStats(
+                requests_total=self._requests_total,
+                status_counts=dict(self._status),
+                in_flight=self._in_flight,
+                max_in_flight=self._max_in_flight,
+                faults=dict(self._faults),
+                requests=list(self._log) if include_requests else [],
+                headers=list(self._headers) if include_requests else [],
+                prompt_tokens=self._prompt_tokens,
+                completion_tokens=self._completion_tokens,
+                models_requests=self._models_requests,
+            )

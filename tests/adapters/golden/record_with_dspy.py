@@ -1,0 +1,58 @@
+"""Record the golden files from DSPy 3.4.1 itself (not part of the test run).
+
+Run with a throwaway virtualenv that has ``dspy==3.4.1`` (never the project's environment):
+
+    python3 -m venv /tmp/dspyvenv && /tmp/dspyvenv/bin/pip install dspy==3.4.1
+    /tmp/dspyvenv/bin/python tests/adapters/golden/record_with_dspy.py
+
+It writes ``<case>.json`` (the messages DSPy's ChatAdapter/JSONAdapter format) and
+``parse_cases.json`` (what DSPy's ChatAdapter.parse returns for each reply, or "error").
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+warnings.filterwarnings("ignore")
+
+import dspy  # noqa: E402
+from _golden_cases import PARSE_CASES, build_cases  # noqa: E402
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return {"enum": type(value).__name__, "value": value.value}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def main() -> None:
+    assert dspy.__version__ == "3.4.1", dspy.__version__
+    for name, kind, signature, demos, inputs in build_cases(dspy):
+        adapter = dspy.JSONAdapter() if kind == "json" else dspy.ChatAdapter()
+        messages = adapter.format(signature, demos, inputs)
+        record = {"dspy_version": dspy.__version__, "adapter": kind, "messages": messages}
+        (HERE / f"{name}.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    parsed: dict[str, Any] = {}
+    for name, signature_text, completion in PARSE_CASES:
+        signature = dspy.Signature(signature_text)
+        try:
+            parsed[name] = {"ok": _plain(dspy.ChatAdapter().parse(signature, completion))}
+        except Exception as exc:
+            parsed[name] = {"error": type(exc).__name__}
+    (HERE / "parse_cases.json").write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

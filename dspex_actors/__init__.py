@@ -28,6 +28,13 @@ from dspex_actors._errors import (
 )
 from dspex_actors._version import __version__
 from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.evaluate import (
+    Evaluate,
+    EvaluationResult,
+    ParallelExecutor,
+    answer_exact_match,
+    answer_passage_match,
+)
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
 from dspex_actors.primitives import Example, Module, Prediction
@@ -39,11 +46,18 @@ from dspex_actors.signatures import (
     make_signature,
 )
 from dspex_actors.system import ActorSystem, configure, current_system
+from dspex_actors.teleprompt import (
+    BootstrapFewShot,
+    BootstrapFewShotWithRandomSearch,
+    LabeledFewShot,
+)
 
 __all__ = [
     "LM",
     "ActorSystem",
     "AdapterParseError",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
     "CacheError",
     "ChainOfThought",
     "ChatAdapter",
@@ -51,8 +65,10 @@ __all__ = [
     "CoercionError",
     "ConfigurationError",
     "DSPexError",
+    "Evaluate",
     "EvaluationAborted",
     "EvaluationError",
+    "EvaluationResult",
     "Example",
     "ExampleTimeoutError",
     "InputField",
@@ -64,10 +80,12 @@ __all__ = [
     "LMResponse",
     "LMTimeoutError",
     "LMUnavailableError",
+    "LabeledFewShot",
     "MalformedResponseError",
     "Module",
     "OptimizerError",
     "OutputField",
+    "ParallelExecutor",
     "Predict",
     "PredictInputError",
     "Prediction",
@@ -76,6 +94,8 @@ __all__ = [
     "SignatureError",
     "SignatureTypeError",
     "__version__",
+    "answer_exact_match",
+    "answer_passage_match",
     "configure",
     "current_system",
     "ensure_signature",

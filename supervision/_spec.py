@@ -42,7 +42,9 @@ class ChildSpec:
             raise ChildSpecError(self.id, "id must be a non-empty string")
         if not callable(self.start):
             raise ChildSpecError(
-                self.id, f"start must be a callable returning a pykka.ActorRef, got {self.start!r}"
+                self.id,
+                "start must be a callable returning a pykka.ActorRef, "
+                f"got a {type(self.start).__name__}",
             )
         if self.restart not in RESTART_TYPES:
             raise ChildSpecError(

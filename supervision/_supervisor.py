@@ -116,7 +116,9 @@ class Supervisor(Supervised, pykka.ThreadingActor):
         seen: set[str] = set()
         for index, spec in enumerate(specs):
             if not isinstance(spec, ChildSpec):
-                raise ChildSpecError(f"#{index}", f"expected a ChildSpec, got {spec!r}")
+                raise ChildSpecError(
+                    f"#{index}", f"expected a ChildSpec, got a {type(spec).__name__}"
+                )
             if spec.id in seen:
                 raise ChildSpecError(spec.id, "duplicate child id")
             seen.add(spec.id)
@@ -215,7 +217,9 @@ class Supervisor(Supervised, pykka.ThreadingActor):
         """Add and start a child at the end of the child list; return its handle."""
         self._check_running()
         if not isinstance(spec, ChildSpec):
-            raise ChildSpecError(getattr(spec, "id", "?"), f"expected a ChildSpec, got {spec!r}")
+            raise ChildSpecError(
+                getattr(spec, "id", "?"), f"expected a ChildSpec, got a {type(spec).__name__}"
+            )
         if spec.id in self._children:
             raise ChildSpecError(spec.id, "duplicate child id")
         child = _Child(spec)
@@ -316,7 +320,8 @@ class Supervisor(Supervised, pykka.ThreadingActor):
                 stray.stop(block=False)
             raise ChildSpecError(
                 spec.id,
-                f"start() must return a pykka.ActorRef (e.g. MyActor.start()), got {result!r}",
+                "start() must return a pykka.ActorRef (e.g. MyActor.start()), "
+                f"got a {type(result).__name__}",
             )
         child.ref = result
         child.attachment = attachment

@@ -158,10 +158,12 @@ class ParallelExecutor:
         Raises :class:`EvaluationAborted` (``max_errors`` exceeded, Ctrl-C, or the iterable
         itself raised) with ``result`` = the finished outcomes in input order.
         """
+        _check_call(fn, items)
         collected: list[Outcome[T, R]] = []
-        stream = self.iter_outcomes(fn, items)
+        stream = _Run(self, fn, items, sink=collected).outcomes()
         try:
-            collected.extend(stream)
+            for _ in stream:
+                pass
         except EvaluationAborted as exc:
             collected.sort(key=attrgetter("index"))
             exc.result = collected
@@ -180,25 +182,34 @@ class ParallelExecutor:
         """Stream outcomes in completion order (each carries its input ``index``).
 
         Same semantics as :meth:`run`, but an abort raises :class:`EvaluationAborted` with
-        ``result=None`` after every finished outcome has been yielded. Closing the iterator
-        early stops the run (in-flight items are abandoned).
+        ``result=None`` after every finished outcome has been yielded, and nothing is kept
+        in memory. Closing the iterator early stops the run (in-flight items are abandoned).
         """
-        fn_value: object = fn
-        items_value: object = items
-        if not callable(fn_value):
-            msg = f"fn must be callable, got {fn!r}"
-            raise TypeError(msg)
-        if isinstance(items_value, (str, bytes)) or not isinstance(items_value, Iterable):
-            msg = f"items must be an iterable of items, got {type(items).__name__}"
-            raise TypeError(msg)
+        _check_call(fn, items)
         return _Run(self, fn, items).outcomes()
+
+
+def _check_call(fn: object, items: object) -> None:
+    if not callable(fn):
+        msg = f"fn must be callable, got {fn!r}"
+        raise TypeError(msg)
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        msg = f"items must be an iterable of items, got {type(items).__name__}"
+        raise TypeError(msg)
 
 
 class _Run(Generic[T, R]):
     """The state of one run; lives on the coordinating thread only."""
 
-    def __init__(self, executor: ParallelExecutor, fn: Callable[[T], R], items: Iterable[T]):
+    def __init__(
+        self,
+        executor: ParallelExecutor,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        sink: list[Outcome[T, R]] | None = None,
+    ) -> None:
         self.ex = executor
+        self.sink = sink
         self.fn = fn
         self.total = len(items) if isinstance(items, Sized) else None
         self.items = iter(items)
@@ -243,7 +254,11 @@ class _Run(Generic[T, R]):
             msg = f"interrupted after {self.done} finished items"
             raise EvaluationAborted(msg) from exc
         finally:
-            self._shutdown()
+            try:
+                self._shutdown()
+            except KeyboardInterrupt:
+                self._shutdown()  # a second Ctrl-C during clean-up: finish it, then raise
+                raise
 
     def _fill(self) -> None:
         """Give every idle worker an item, pulling from the iterable only as needed."""
@@ -323,7 +338,9 @@ class _Run(Generic[T, R]):
         return Outcome(message.index, item, message.value, message.failure)
 
     def _report(self, outcome: Outcome[T, R]) -> Outcome[T, R]:
-        """Count ``outcome``, tell the progress callback, check ``max_errors``."""
+        """Count ``outcome`` (kept in the sink first), check ``max_errors``, tell progress."""
+        if self.sink is not None:
+            self.sink.append(outcome)
         self.done += 1
         if outcome.failure is not None:
             self.failures += 1
@@ -454,7 +471,8 @@ class _Run(Generic[T, R]):
         """
         for slot in list(self.busy.values()):
             self._abandon(slot)
-        if self.supervisor is None:
+        supervisor = self.supervisor
+        if supervisor is None:
             return
         stuck = [s.child_id for s in self.abandoned if s.ref is not None and s.ref.is_alive()]
         if stuck:
@@ -465,10 +483,12 @@ class _Run(Generic[T, R]):
                 len(stuck),
                 ", ".join(stuck[:5]),
             )
-            self.supervisor.stop(block=False)
+            supervisor.stop(block=False)
+            self.supervisor = None
             return
         try:
-            self.supervisor.stop(timeout=_STOP_TIMEOUT)
+            supervisor.stop(timeout=_STOP_TIMEOUT)
+            self.supervisor = None
         except pykka.Timeout:
             logger.warning(
                 "executor run %d: workers did not stop within %s s", self.run_id, _STOP_TIMEOUT

@@ -165,7 +165,8 @@ class ActorSystem:
         self._clients: dict[str, tuple[LM, ChildHandle]] = {}
         self._breakers: dict[str, EndpointBreaker] = {}
         self._exit_reason: BaseException | None = None
-        self._tokens: list[tuple[contextvars.Token[ActorSystem | None], bool]] = []
+        self._enter_stacks = threading.local()
+        """Per thread: the open ``with`` blocks (a token can only be reset in its own context)."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -238,10 +239,11 @@ class ActorSystem:
         self._clients.clear()
 
     def __enter__(self) -> Self:
-        started_here = not self.running
-        self.start()
+        with self._lock:
+            started_here = not self.running
+            self.start()
         token = _current.set(self)
-        self._tokens.append((token, started_here))
+        self._enter_stack().append((token, started_here))
         with _registry_lock:
             _entered.append(self)
         return self
@@ -252,7 +254,7 @@ class ActorSystem:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, started_here = self._tokens.pop()
+        token, started_here = self._enter_stack().pop()
         _current.reset(token)
         with _registry_lock:
             for index in range(len(_entered) - 1, -1, -1):
@@ -261,6 +263,13 @@ class ActorSystem:
                     break
         if started_here:
             self.stop()
+
+    def _enter_stack(self) -> list[tuple[contextvars.Token[ActorSystem | None], bool]]:
+        stack: list[tuple[contextvars.Token[ActorSystem | None], bool]] | None
+        stack = getattr(self._enter_stacks, "stack", None)
+        if stack is None:
+            stack = self._enter_stacks.stack = []
+        return stack
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

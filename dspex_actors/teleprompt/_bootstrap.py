@@ -7,8 +7,10 @@ an in-order scan replays their outcomes exactly as the sequential loop would: ex
 ``i`` counts only after examples ``0..i-1`` are decided, successes and errors are counted
 in trainset order, and everything past the sequential stopping point is ignored. So the
 chosen demos are identical to a sequential (``num_threads=1``) run given the same LM
-answers. The price: up to about ``num_threads`` examples past the stopping point may
-already be running when it is found, so a parallel run can spend some extra LM calls.
+answers. The price: examples past the stopping point may already have run when it is
+found, so a parallel run can spend extra LM calls -- at most ``2 * num_threads - 1``
+examples, because an example starts only when it is fewer than ``2 * num_threads``
+places ahead of the first undecided one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.teleprompt._teleprompter import Teleprompter, check_program, check_trainset
 from dspex_actors.teleprompt._vanilla import LabeledFewShot
 
-__all__ = ["DEFAULT_MAX_ERRORS", "DEFAULT_NUM_THREADS", "BootstrapFewShot", "Metric"]
+__all__ = [
+    "DEFAULT_MAX_ERRORS",
+    "DEFAULT_NUM_THREADS",
+    "LOOKAHEAD_PER_THREAD",
+    "BootstrapFewShot",
+    "Metric",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,12 @@ DEFAULT_MAX_ERRORS = 10
 
 DEFAULT_NUM_THREADS = 8
 """Concurrent teacher runs when ``num_threads`` is None (DSPy's default thread count)."""
+
+LOOKAHEAD_PER_THREAD = 2
+"""An example starts only within ``LOOKAHEAD_PER_THREAD * num_threads`` of the scan."""
+
+_WAIT_SLICE = 0.1
+"""Longest single wait of the feeding loop, so Ctrl-C on the caller is noticed promptly."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class _InOrderScan:
         self, size: int, max_bootstraps: int, max_errors: int, names: Sequence[str]
     ) -> None:
         self._lock = threading.Lock()
+        self._advanced = threading.Condition(self._lock)
         self._pending: dict[int, _ExampleRun] = {}
         self._size = size
         self._max_bootstraps = max_bootstraps
@@ -91,9 +106,16 @@ class _InOrderScan:
         """True once the sequential loop's stopping point is known: later work is moot."""
         return self.done.is_set()
 
+    def wait_for_room(self, index: int, window: int) -> bool:
+        """Block until example ``index`` is within ``window`` of the scan; False once decided."""
+        with self._advanced:
+            while not self.done.is_set() and index >= self.next_index + window:
+                self._advanced.wait(_WAIT_SLICE)
+            return not self.done.is_set()
+
     def record(self, run: _ExampleRun) -> None:
         """Add a finished example and advance the in-order scan as far as it can go."""
-        with self._lock:
+        with self._advanced:
             if self.done.is_set():
                 return
             self._pending[run.index] = run
@@ -106,6 +128,14 @@ class _InOrderScan:
                 if self.next_index >= self._size:
                     self.done.set()
                     break
+            self._advanced.notify_all()
+
+    def crash(self, index: int, error: BaseException) -> None:
+        """An example's run itself broke: stop feeding (the executor reports the failure)."""
+        with self._advanced:
+            logger.error("bootstrap: running trainset[%d] crashed: %r", index, error)
+            self.done.set()
+            self._advanced.notify_all()
 
     def _replay(self, run: _ExampleRun) -> None:
         for attempt in run.attempts:
@@ -272,24 +302,32 @@ class BootstrapFewShot(Teleprompter):
         def run_example(item: tuple[int, Example]) -> _ExampleRun:
             index, example = item
             attempts: list[_Attempt] = []
-            for round_idx in range(self.max_rounds):
-                if scan.decided():
-                    break
-                attempt = self._bootstrap_one_example(teacher, example, round_idx)
-                attempts.append(attempt)
-                if attempt.success:
-                    break
-            run = _ExampleRun(index, tuple(attempts))
-            scan.record(run)
+            try:
+                for round_idx in range(self.max_rounds):
+                    if scan.decided():
+                        break
+                    attempt = self._bootstrap_one_example(teacher, example, round_idx)
+                    attempts.append(attempt)
+                    if attempt.success:
+                        break
+                run = _ExampleRun(index, tuple(attempts))
+                scan.record(run)
+            except BaseException as exc:
+                scan.crash(index, exc)
+                raise
             return run
 
+        num_threads = self.num_threads if self.num_threads is not None else DEFAULT_NUM_THREADS
+        window = LOOKAHEAD_PER_THREAD * num_threads
+
         def items() -> Iterator[tuple[int, Example]]:
+            # Pulled by the executor whenever a worker is idle; holds back examples too far
+            # ahead of the in-order scan so few LM calls are spent past the stopping point.
             for index, example in enumerate(trainset):
-                if scan.decided():
+                if not scan.wait_for_room(index, window):
                     return
                 yield index, example
 
-        num_threads = self.num_threads if self.num_threads is not None else DEFAULT_NUM_THREADS
         show = self.display_progress
         with TqdmProgress(total=len(trainset), desc="Bootstrapping", disable=not show) as bar:
             executor = ParallelExecutor(num_threads, progress=bar if show else None)
@@ -302,7 +340,7 @@ class BootstrapFewShot(Teleprompter):
                     partial=_copy_traces(scan.name2traces),
                 ) from exc
         broken = next((o.failure for o in outcomes if o.failure is not None), None)
-        if broken is not None and not scan.decided():
+        if broken is not None and scan.next_index <= broken.index and scan.fatal is None:
             raise OptimizerError(
                 f"BootstrapFewShot: bootstrapping trainset[{broken.index}] crashed: "
                 f"{broken.error_type}: {broken.message}",

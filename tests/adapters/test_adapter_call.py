@@ -152,7 +152,10 @@ def test_json_parse_is_tolerant(reply: str, expected: dict[str, Any]) -> None:
 
 def test_chat_parse_details() -> None:
     sig = make_signature("q -> a, b: list[str], c: int | None")
-    text = "preamble\n  [[ ## a ## ]] same line\nmore\n[[ ## b ## ]]\n['x']\n[[ ## a ## ]]\nignored\n[[ ## zz ## ]]\n?"
+    text = (
+        "preamble\n  [[ ## a ## ]] same line\nmore\n[[ ## b ## ]]\n['x']\n"
+        "[[ ## a ## ]]\nignored\n[[ ## zz ## ]]\n?"
+    )
     assert ChatAdapter().parse(sig, text) == {"a": "same line\nmore", "b": ["x"], "c": None}
 
 

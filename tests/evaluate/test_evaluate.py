@@ -186,23 +186,20 @@ def test_keyboard_interrupt_returns_partial_results(
 ) -> None:
     devset = make_devset(30)
     release = threading.Event()
-    three_done = threading.Event()
-    done = Counter[str]()
-    lock = threading.Lock()
+    seventh_started = threading.Event()
+    blocked = {d.question for d in devset[3:]}
     qa = Predict("question -> answer")
 
     def program(question: str) -> Prediction:
-        if question in {d.question for d in devset[3:]}:
+        if question == devset[6].question:
+            # 4 workers: item 6 is sent only after the results of items 0-2 were recorded.
+            seventh_started.set()
+        if question in blocked:
             release.wait(WAIT)
-        prediction = qa(question=question)
-        with lock:
-            done["n"] += 1
-            if done["n"] == 3:
-                three_done.set()
-        return prediction
+        return qa(question=question)
 
     def interrupter() -> None:
-        if three_done.wait(WAIT):
+        if seventh_started.wait(WAIT):
             _thread.interrupt_main()
 
     server = make_lm_server()
@@ -219,8 +216,9 @@ def test_keyboard_interrupt_returns_partial_results(
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
     partial = info.value.result
     assert isinstance(partial, EvaluationResult) and not partial.complete
-    assert partial.indices[:3] == [0, 1, 2]
-    assert [score for _, _, score in partial.results[:3]] == [True, True, True]
+    assert partial.indices == [0, 1, 2]
+    assert [score for _, _, score in partial.results] == [True, True, True]
+    assert partial.score == 100.0
 
 
 def test_generator_devset(make_lm_server: MakeServer) -> None:
@@ -333,3 +331,10 @@ def test_devset_items_that_are_not_examples_fail_clearly() -> None:
     )
     assert result.failures[0].error_type == "TypeError"
     assert "dx.Example" in result.failures[0].message
+
+
+def test_public_names_are_exported() -> None:
+    assert dx.Evaluate is Evaluate
+    assert dx.EvaluationResult is EvaluationResult
+    assert dx.answer_exact_match is answer_exact_match
+    assert {"Evaluate", "EvaluationResult", "ParallelExecutor"} <= set(dx.__all__)

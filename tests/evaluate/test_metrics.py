@@ -41,7 +41,7 @@ def test_answer_exact_match_with_an_f1_fraction() -> None:
 
 
 def test_answer_exact_match_rejects_a_bad_label() -> None:
-    with pytest.raises(ValueError, match="example.answer"):
+    with pytest.raises(ValueError, match=r"example\.answer"):
         answer_exact_match(ns(answer=3), ns(answer="3"))
 
 

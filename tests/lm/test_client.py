@@ -83,7 +83,7 @@ def test_n_choices(lm_server: LocalLMServer, make_system: MakeSystem) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "error_type", "status"),
+    "case",
     [
         (Fault.http(500), LMHTTPStatusError, 500),
         (Fault.http(503), LMHTTPStatusError, 503),
@@ -94,16 +94,16 @@ def test_n_choices(lm_server: LocalLMServer, make_system: MakeSystem) -> None:
         (Fault.no_choices(), MalformedResponseError, None),
         (Fault.drop(), LMConnectionError, None),
     ],
+    ids=["500", "503", "429", "400", "hang", "malformed_json", "no_choices", "drop"],
 )
 def test_each_fault_is_a_typed_error(
     lm_server: LocalLMServer,
     make_system: MakeSystem,
     req: Req,
-    fault: Fault,
-    error_type: type[LMError],
-    status: int | None,
+    case: tuple[Fault, type[LMError], int | None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    fault, error_type, status = case
     caplog.set_level(logging.DEBUG)
     lm = LM(
         "openai/local-model", api_base=lm_server.url, api_key=SECRET, num_retries=0, timeout=0.3

@@ -220,8 +220,9 @@ def test_dump_and_load_state_round_trip() -> None:
             {"prefix": "A:", "description": "d"},
         ],
     }
-    assert QA.load_state(state) == tuned
-    assert QA != tuned
+    loaded = QA.load_state(state)
+    assert loaded == tuned
+    assert tuned != QA
 
 
 def test_load_state_rejects_a_mismatched_state() -> None:

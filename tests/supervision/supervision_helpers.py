@@ -33,6 +33,14 @@ class Recorder:
             if (kind is None or event[0] == kind) and (name is None or event[1] == name):
                 return event
 
+    def drain(self) -> list[tuple[str, str, str]]:
+        """Move every event already queued into ``seen`` (no waiting); return ``seen``."""
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                return self.seen
+
     def take(self, count: int) -> list[tuple[str, str, str]]:
         """The next ``count`` events in order."""
         return [self.next() for _ in range(count)]

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from teleprompt_helpers import API_KEY, SystemFactory
 
 from dspex_actors.lm import LM

@@ -1,0 +1,118 @@
+"""64 concurrent LM calls at 50 ms server latency: wall time / 50 ms (target <= 1.2).
+
+The physical limit is one server latency: if the Client actor serialised calls the
+ratio would be about 64. The local server runs in a subprocess so its threads do not
+compete with the client for the GIL. Each kind of round is measured after a warm-up
+round (connections and threads already exist, as in a long-lived service):
+
+- raw httpx:     the same-run baseline: 64 threads posting with one shared httpx.Client,
+                 no actors (what the machine and the server allow);
+- client:        every call skips the cache (Client actor + breaker + HTTP);
+- cache misses:  distinct prompts through the Cache actor (lookup, store, single flight);
+- cache hits:    the same prompts again (no HTTP; ratio far below 1).
+
+Run: ``python benchmarks/client_concurrency.py [--calls 64] [--latency 0.05] [--repeats 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+import dspex_actors as dx
+from dspex_actors.lm import LMRequest
+from dspex_actors.testing import ServerProcess
+
+
+def timed(calls: int, call: Callable[[int], object]) -> float:
+    """Wall time of ``calls`` concurrent ``call(i)`` released together by a barrier."""
+    barrier = threading.Barrier(calls + 1)
+    errors: list[BaseException] = []
+
+    def caller(index: int) -> None:
+        barrier.wait()
+        try:
+            call(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(calls)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} calls failed, first: {errors[0]!r}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    with ServerProcess(latency=args.latency) as server:
+        lm = dx.LM("openai/local-model", api_base=server.url, num_retries=0)
+        counter = iter(range(10**9))
+        limits = httpx.Limits(max_connections=args.calls, max_keepalive_connections=args.calls)
+        with httpx.Client(timeout=30.0, limits=limits) as http:
+            url = lm.endpoint
+
+            def raw_call(index: int) -> object:
+                body = {"model": lm.model_name, **lm.kwargs}
+                body["messages"] = [{"role": "user", "content": f"raw {next(counter)} {index}"}]
+                return http.post(url, json=body).raise_for_status().json()
+
+            timed(args.calls, raw_call)
+            raw = [timed(args.calls, raw_call) for _ in range(args.repeats)]
+
+        with dx.ActorSystem(lm=lm) as system:
+
+            def uncached(index: int) -> object:
+                request = lm.make_request(f"client {next(counter)} {index}", cache=False)
+                return system.request(request)
+
+            timed(args.calls, uncached)  # warm-up: connections, threads
+            client = [timed(args.calls, uncached) for _ in range(args.repeats)]
+
+            misses, hits = [], []
+            for repeat in range(args.repeats + 1):
+                requests = [lm.make_request(f"cache {repeat} {i}") for i in range(args.calls)]
+
+                def cached(index: int, requests: list[LMRequest] = requests) -> object:
+                    return system.request(requests[index])
+
+                miss = timed(args.calls, cached)
+                hit = timed(args.calls, cached)
+                if repeat:  # the first pair is the warm-up
+                    misses.append(miss)
+                    hits.append(hit)
+            stats = system.stats()
+
+    limit = args.latency
+    baseline = statistics.median(raw)
+    print(f"{args.calls} concurrent calls, server latency {limit * 1000:.0f} ms, "
+          f"median of {args.repeats} rounds; ratio = wall / latency (target <= 1.2), "
+          "vs raw = wall / raw-httpx wall:")
+    rows = (("raw httpx", raw), ("client", client), ("cache misses", misses), ("cache hits", hits))
+    for label, walls in rows:
+        wall = statistics.median(walls)
+        print(f"  {label:<13} wall {wall * 1000:7.1f} ms   ratio {wall / limit:5.2f}   "
+              f"vs raw {wall / baseline:5.2f}")
+    (client_stats,) = stats["clients"].values()
+    print(f"  server max in flight seen by the client: {client_stats['max_in_flight']}, "
+          f"breaker {client_stats['breaker']['state']}, cache hits {stats['cache']['hits']}")
+
+
+if __name__ == "__main__":
+    main()

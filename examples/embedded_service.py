@@ -1,0 +1,226 @@
+"""A long-running prediction service that embeds one ActorSystem.
+
+The service (stdlib ``http.server``, on 127.0.0.1) starts an ActorSystem once and serves
+
+    POST /predict            {"question": "..."} -> {"answer": "..."}
+    GET  /health             status, cache counters, actor restarts
+    POST /admin/kill-client  stop the LM Client actor, to watch the supervisor restart it
+
+Requests run concurrently on the server's threads and share the system's Client and
+Cache actors. When the Client actor dies, the supervisor starts a new one and the next
+request is served as usual. Stopping the service stops every actor.
+
+By default the example runs a short scripted self-check against itself (offline, with a
+local test LM) and exits 0. ``--serve`` keeps it running until Ctrl-C:
+
+    python examples/embedded_service.py --serve --port 8080
+    curl -s localhost:8080/predict -d '{"question": "What is 6 times 7?"}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pykka
+
+import dspex_actors as dx
+from dspex_actors.testing import LocalLMServer
+
+logger = logging.getLogger("embedded_service")
+
+
+class PredictionService:
+    """One ActorSystem + one HTTP server, both running inside ``with PredictionService(...)``."""
+
+    def __init__(self, lm: dx.LM, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.system = dx.ActorSystem(lm=lm)
+        self.program = dx.Predict("question -> answer")
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.service = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http")
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> PredictionService:
+        # Entering the system on this thread makes it the one that calls from the HTTP
+        # server's threads use (the most recently entered running system).
+        self._stack.enter_context(self.system)
+        self._stack.callback(self._stop_http)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()  # stop HTTP first, then every actor of the system
+
+    def _stop_http(self) -> None:
+        self.httpd.shutdown()  # stop accepting; serve_forever returns
+        self.httpd.server_close()
+        self._thread.join(timeout=10)
+
+    # -- what the handlers call (on the HTTP server's threads) -----------------------
+
+    def predict(self, question: str) -> dict[str, Any]:
+        prediction = self.program(question=question)
+        return {"answer": prediction.answer}
+
+    def health(self) -> dict[str, Any]:
+        stats = self.system.stats()
+        cache = stats["cache"] or {}
+        return {
+            "status": "ok" if stats["running"] else "down",
+            "cache": {key: cache.get(key) for key in ("hits", "misses", "size")},
+            "restarts": stats["restarts"],
+        }
+
+    def kill_client(self) -> dict[str, Any]:
+        """Stop the Client actor from outside, as a crash would; the supervisor restarts it."""
+        handle = self.system.client_handle()
+        ref = handle.ref(timeout=5)
+        ref.stop(block=True, timeout=10)
+        return {"killed": handle.child_id, "actor": ref.actor_urn}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+
+    @property
+    def service(self) -> PredictionService:
+        service: PredictionService = self.server.service  # type: ignore[attr-defined]
+        return service
+
+    def _reply(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._reply(HTTPStatus.OK, self.service.health())
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path == "/admin/kill-client":
+            self._reply(HTTPStatus.OK, self.service.kill_client())
+            return
+        if self.path != "/predict":
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route POST {self.path}"})
+            return
+        try:
+            question = json.loads(raw)["question"]
+            if not isinstance(question, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": 'send {"question": "..."}'})
+            return
+        try:
+            self._reply(HTTPStatus.OK, self.service.predict(question))
+        except dx.LMError as exc:  # provider down, breaker open, ...: tell the caller
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        except Exception as exc:
+            logger.exception("predict failed")
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(exc).__name__})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s " + format, self.address_string(), *args)
+
+
+# -- the scripted self-check ----------------------------------------------------------
+
+
+def _call(url: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = None if data is None else json.dumps(data).encode()
+    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def self_check(service: PredictionService) -> bool:
+    """Serve, kill the Client actor, serve again; True when every step went as expected."""
+    base = service.url
+    questions = [f"What is {n} times 7?" for n in range(2, 8)]
+    with ThreadPoolExecutor(max_workers=len(questions)) as pool:
+        answers = list(pool.map(lambda q: _call(f"{base}/predict", {"question": q}), questions))
+    print(f"1. {len(questions)} concurrent requests: {[a['answer'] for a in answers]}")
+    ok = [a["answer"] for a in answers] == [str(n * 7) for n in range(2, 8)]
+
+    killed = _call(f"{base}/admin/kill-client", {})
+    print(f"2. killed the Client actor {killed['killed']} ({killed['actor']})")
+
+    after = _call(f"{base}/predict", {"question": "What is 9 times 9?"})
+    health = _call(f"{base}/health")
+    restarts = health["restarts"].get(killed["killed"], 0)
+    print(f"3. after the kill: answer {after['answer']!r}; Client restarts: {restarts}")
+    ok = ok and after["answer"] == "81" and restarts == 1
+
+    try:
+        _call(f"{base}/predict", {"oops": 1})
+    except urllib.error.HTTPError as exc:
+        print(f"4. a bad request gets HTTP {exc.code}; the service lives on")
+        ok = ok and exc.code == 400
+    print(f"   health: {health}")
+    return ok
+
+
+@contextlib.contextmanager
+def language_model(args: argparse.Namespace) -> Iterator[dx.LM]:
+    if args.model:
+        yield dx.LM(args.model, api_base=args.api_base)
+        return
+    with LocalLMServer() as server:
+        print(f"(offline: a local test model at {server.url} plays the LM)")
+        yield dx.LM("openai/local-model", api_base=server.url, api_key="local")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--model", help="a real LM, e.g. openai/gpt-4o-mini")
+    parser.add_argument("--api-base", help="its server's base URL")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    with language_model(args) as lm, PredictionService(lm, port=args.port) as service:
+        print(f"serving on {service.url}")
+        if args.serve:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            example = json.dumps({"question": "What is 6 times 7?"})
+            print(f"try: curl -s {service.url}/predict -d '{example}'  (Ctrl-C stops)")
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+            ok = True
+        else:
+            ok = self_check(service)
+    left = pykka.ActorRegistry.get_all()
+    print(f"stopped cleanly: {len(left)} actors left")
+    ok = ok and not left
+    print("OK" if ok else "UNEXPECTED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""The Cache actor: hits send nothing, single flight, opt-out, SQLite tier, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dspex_actors import CacheError, LMHTTPStatusError, LMTimeoutError
+from dspex_actors.cache import CACHE_FILENAME, SQLiteTier, cache_key
+from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.system import ActorSystem
+from dspex_actors.testing import Fault, LocalLMServer
+
+SECRET = "sk-test-SECRET-0123456789"
+WAIT = 30.0
+
+MakeSystem = Callable[..., ActorSystem]
+Req = Callable[..., LMRequest]
+
+
+def run_concurrently(fn: Callable[[int], Any], count: int) -> list[Any]:
+    results: list[Any] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def target(index: int) -> None:
+        barrier.wait(WAIT)
+        try:
+            results[index] = fn(index)
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive(), "a caller hung"
+    return results
+
+
+def cache_stats(system: ActorSystem) -> dict[str, Any]:
+    stats = system.stats()["cache"]
+    assert stats is not None
+    return stats
+
+
+def test_hit_sends_no_request_and_is_a_copy(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm)
+    first = system.request(req("What is 1 + 1?"))
+    second = system.request(req("What is 1 + 1?"))
+    assert lm_server.stats().requests_total == 1
+    assert not first.cached and second.cached
+    assert second.texts == first.texts
+    second.usage["total_tokens"] = -1
+    third = system.request(req("What is 1 + 1?"))
+    assert third.usage == first.usage
+    stats = cache_stats(system)
+    assert (stats["hits"], stats["misses"], stats["stores"]) == (2, 1, 1)
+
+
+def test_key_covers_messages_params_and_rollout(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm)
+    for request in (
+        req("a"),
+        req("b"),
+        req("a", temperature=0.7),
+        req("a", rollout_id=1),
+        req("a", rollout_id=1),
+    ):
+        system.request(request)
+    system.request(req("a"), lm=lm.copy(model="openai/other-model"))
+    assert lm_server.stats().requests_total == 5
+
+
+def test_key_has_no_credentials_or_endpoint() -> None:
+    request = LMRequest(messages=({"role": "user", "content": "hi"},), params={"n": 1})
+    a = LM("openai/m", api_base="http://127.0.0.1:1/v1", api_key=SECRET)
+    b = LM("openai/m", api_base="http://127.0.0.1:2/v1", api_key="another")
+    assert cache_key(a.model, request) == cache_key(b.model, request)
+    assert SECRET not in cache_key(a.model, request)
+    assert cache_key(a.model, request) != cache_key("openai/n", request)
+    assert len(cache_key(a.model, request)) == 64
+
+
+def test_single_flight(
+    make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem, req: Req
+) -> None:
+    server = make_lm_server(latency=0.3)
+    lm = LM("openai/local-model", api_base=server.url)
+    system = make_system(lm)
+    results = run_concurrently(lambda i: system.request(req("same question")), 10)
+    assert all(isinstance(r, LMResponse) for r in results)
+    assert len({r.texts for r in results}) == 1
+    assert server.stats().requests_total == 1
+    stats = cache_stats(system)
+    assert stats["misses"] == 1
+    assert stats["coalesced"] + stats["hits"] == 9
+    assert sum(not r.cached for r in results) == 1
+
+
+def test_failures_are_not_cached_and_reach_followers(
+    make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem, req: Req
+) -> None:
+    server = make_lm_server()
+    lm = LM("openai/local-model", api_base=server.url, num_retries=0, timeout=0.2)
+    system = make_system(lm)
+    server.push_faults(Fault.hang(1.0))
+    results = run_concurrently(lambda i: system.request(req("q")), 4)
+    assert all(isinstance(r, LMTimeoutError) for r in results), results
+    assert server.stats().requests_total == 1
+    assert system.request(req("q")).texts
+    assert server.stats().requests_total == 2
+    server.push_faults(Fault.http(500))
+    with pytest.raises(LMHTTPStatusError):
+        system.request(req("other"))
+    assert system.request(req("other")).texts
+    assert cache_stats(system)["stores"] == 2
+
+
+def test_opt_out_per_lm_and_per_call(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm)
+    system.request(req("x", cache=False))
+    system.request(req("x", cache=False))
+    no_cache = lm.copy(cache=False)
+    system.request(req("y"), lm=no_cache)
+    system.request(req("y"), lm=no_cache)
+    assert lm_server.stats().requests_total == 4
+    stats = cache_stats(system)
+    assert stats["hits"] == stats["misses"] == stats["stores"] == 0
+
+
+def test_persistent_tier_survives_a_restart(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req, tmp_path: Path
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url, api_key=SECRET)
+    first = make_system(lm, cache_dir=tmp_path)
+    original = first.request(req("What is 6 + 7?"))
+    first.stop()
+    second = make_system(lm, cache_dir=tmp_path)
+    again = second.request(req("What is 6 + 7?"))
+    assert lm_server.stats().requests_total == 1
+    assert again.cached and again.texts == original.texts and again.usage == original.usage
+    stats = cache_stats(second)
+    assert stats["persistent_hits"] == 1
+    assert stats["persistent"] == str(tmp_path / CACHE_FILENAME)
+    second.stop()
+    for path in tmp_path.iterdir():
+        assert SECRET.encode() not in path.read_bytes()
+        assert lm_server.url.encode() not in path.read_bytes()
+
+
+def test_write_is_durable_before_the_caller_returns(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req, tmp_path: Path
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm, cache_dir=tmp_path)
+    request = req("durable?")
+    system.request(request)
+    # Another connection (another process would see the same) finds the committed row.
+    with sqlite3.connect(tmp_path / CACHE_FILENAME) as db:
+        rows = db.execute(
+            "SELECT count(*) FROM entries WHERE key = ?", (cache_key(lm.model, request),)
+        ).fetchone()
+    assert rows == (1,)
+
+
+def test_corrupt_file_falls_back_to_memory(
+    lm_server: LocalLMServer,
+    make_system: MakeSystem,
+    req: Req,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / CACHE_FILENAME).write_bytes(b"this is not a database" * 100)
+    caplog.set_level(logging.WARNING)
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm, cache_dir=tmp_path)
+    assert system.request(req("q")).texts
+    assert system.request(req("q")).cached
+    stats = cache_stats(system)
+    assert stats["persistent"] is None and stats["errors"] == 1
+    assert "memory only" in caplog.text and CACHE_FILENAME in caplog.text
+
+
+def test_corrupt_file_is_an_error_when_strict(tmp_path: Path) -> None:
+    (tmp_path / CACHE_FILENAME).write_bytes(b"garbage" * 100)
+    with pytest.raises(CacheError, match="not usable"):
+        ActorSystem(cache_dir=tmp_path, cache_strict=True).start()
+    with pytest.raises(CacheError):
+        SQLiteTier.open(tmp_path / CACHE_FILENAME / "below-a-file")
+
+
+def test_unreadable_row_is_a_miss_not_a_crash(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req, tmp_path: Path
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    request = req("q")
+    tier = SQLiteTier.open(tmp_path)
+    tier.put(cache_key(lm.model, request), LMResponse(texts=("x",)))
+    tier._db.execute("UPDATE entries SET value = 'not json'")
+    tier._db.commit()
+    tier.close()
+    system = make_system(lm, cache_dir=tmp_path)
+    response = system.request(request)
+    assert response.texts != ("x",) and not response.cached
+    assert cache_stats(system)["errors"] == 1
+    assert lm_server.stats().requests_total == 1
+
+
+def test_ttl_expires_persistent_entries(tmp_path: Path) -> None:
+    tier = SQLiteTier.open(tmp_path)
+    response = LMResponse(texts=("a", "b"), usage={"total_tokens": 3}, model="m")
+    tier.put("k", response)
+    assert tier.get("k", ttl=None) == dataclasses.replace(response, finish_reasons=())
+    tier._db.execute("UPDATE entries SET created = created - 100")
+    tier._db.commit()
+    assert tier.get("k", ttl=50) is None
+    assert tier.get("k", ttl=500) is not None
+    assert len(tier) == 1
+    tier.close()
+
+
+def test_cache_actor_crash_is_restarted_and_calls_continue(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    lm = LM("openai/local-model", api_base=lm_server.url)
+    system = make_system(lm)
+    system.request(req("before"))
+    handle = system.cache_handle()
+    old = handle.ref()
+    old.tell(object())  # an unknown message crashes the actor (let it crash)
+    assert old.actor_stopped.wait(WAIT)
+    assert handle.ref(timeout=WAIT).actor_urn != old.actor_urn
+    assert system.request(req("after")).texts
+    assert system.stats()["restarts"]["cache"] == 1
+    # The restarted cache is empty: the earlier answer is fetched again, then cached.
+    system.request(req("before"))
+    assert system.request(req("before")).cached
+    assert lm_server.stats().requests_total == 3

@@ -5,8 +5,11 @@ ratio would be about 64. The local server runs in a subprocess so its threads do
 compete with the client for the GIL. Each kind of round is measured after a warm-up
 round (connections and threads already exist, as in a long-lived service):
 
-- raw httpx:     the same-run baseline: 64 threads posting with one shared httpx.Client,
-                 no actors (what the machine and the server allow);
+- raw httpx:     the same-run baseline: 64 threads posting with one httpx.Client each,
+                 no actors (the best httpx itself does here: its CPU cost per call,
+                 about 0.4 ms alone and more under 64-way GIL contention, is the floor);
+- shared pool:   the same with one shared httpx.Client (its pool lock serialises callers);
+- http.client:   the stdlib client per thread (lighter than httpx: the machine's floor);
 - client:        every call skips the cache (Client actor + breaker + HTTP);
 - cache misses:  distinct prompts through the Cache actor (lookup, store, single flight);
 - cache hits:    the same prompts again (no HTTP; ratio far below 1).
@@ -17,10 +20,13 @@ Run: ``python benchmarks/client_concurrency.py [--calls 64] [--latency 0.05] [--
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -64,17 +70,43 @@ def main() -> None:
     with ServerProcess(latency=args.latency) as server:
         lm = dx.LM("openai/local-model", api_base=server.url, num_retries=0)
         counter = iter(range(10**9))
+        url = lm.endpoint
+        ssl_context = httpx.create_ssl_context()
+        local = threading.local()
+
+        def body(index: int) -> dict[str, object]:
+            messages = [{"role": "user", "content": f"raw {next(counter)} {index}"}]
+            return {"model": lm.model_name, **lm.kwargs, "messages": messages}
+
+        def raw_call(index: int) -> object:
+            client = getattr(local, "httpx", None)
+            if client is None:
+                client = local.httpx = httpx.Client(timeout=30.0, verify=ssl_context)
+            return client.post(url, json=body(index)).raise_for_status().json()
+
         limits = httpx.Limits(max_connections=args.calls, max_keepalive_connections=args.calls)
-        with httpx.Client(timeout=30.0, limits=limits) as http:
-            url = lm.endpoint
+        with httpx.Client(timeout=30.0, limits=limits) as shared_client:
 
-            def raw_call(index: int) -> object:
-                body = {"model": lm.model_name, **lm.kwargs}
-                body["messages"] = [{"role": "user", "content": f"raw {next(counter)} {index}"}]
-                return http.post(url, json=body).raise_for_status().json()
+            def shared_call(index: int) -> object:
+                return shared_client.post(url, json=body(index)).raise_for_status().json()
 
-            timed(args.calls, raw_call)
-            raw = [timed(args.calls, raw_call) for _ in range(args.repeats)]
+            timed(args.calls, shared_call)
+            shared = [timed(args.calls, shared_call) for _ in range(args.repeats)]
+
+        parts = urlsplit(url)
+
+        def stdlib_call(index: int) -> object:
+            conn = getattr(local, "stdlib", None)
+            if conn is None:
+                conn = local.stdlib = http.client.HTTPConnection(parts.hostname, parts.port)
+            headers = {"Content-Type": "application/json"}
+            conn.request("POST", parts.path, body=json.dumps(body(index)), headers=headers)
+            return json.loads(conn.getresponse().read())
+
+        timed(args.calls, raw_call)
+        raw = [timed(args.calls, raw_call) for _ in range(args.repeats)]
+        timed(args.calls, stdlib_call)
+        stdlib = [timed(args.calls, stdlib_call) for _ in range(args.repeats)]
 
         with dx.ActorSystem(lm=lm) as system:
 
@@ -104,7 +136,14 @@ def main() -> None:
     print(f"{args.calls} concurrent calls, server latency {limit * 1000:.0f} ms, "
           f"median of {args.repeats} rounds; ratio = wall / latency (target <= 1.2), "
           "vs raw = wall / raw-httpx wall:")
-    rows = (("raw httpx", raw), ("client", client), ("cache misses", misses), ("cache hits", hits))
+    rows = (
+        ("raw httpx", raw),
+        ("shared pool", shared),
+        ("http.client", stdlib),
+        ("client", client),
+        ("cache misses", misses),
+        ("cache hits", hits),
+    )
     for label, walls in rows:
         wall = statistics.median(walls)
         print(f"  {label:<13} wall {wall * 1000:7.1f} ms   ratio {wall / limit:5.2f}   "

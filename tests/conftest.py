@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
+from dspex_actors.lm import LMRequest
+from dspex_actors.system import ActorSystem
+from tests._support import user
+
 if TYPE_CHECKING:
     from dspex_actors.testing import LocalLMServer
 
@@ -70,3 +74,29 @@ def make_lm_server() -> Iterator[Callable[..., LocalLMServer]]:
     yield factory
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def make_system() -> Iterator[Callable[..., ActorSystem]]:
+    """``make_system(lm=..., **options)`` → a started ActorSystem, stopped at teardown.
+
+    Retries wait 10 ms by default so retry tests stay fast.
+    """
+    systems: list[ActorSystem] = []
+
+    def factory(*args: Any, **options: Any) -> ActorSystem:
+        options.setdefault("retry_base_delay", 0.01)
+        options.setdefault("retry_max_delay", 0.05)
+        system = ActorSystem(*args, **options).start()
+        systems.append(system)
+        return system
+
+    yield factory
+    for system in reversed(systems):
+        system.stop()
+
+
+@pytest.fixture
+def req() -> Callable[..., LMRequest]:
+    """``req("text", **params)`` → a one-message LMRequest."""
+    return user

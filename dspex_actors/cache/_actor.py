@@ -61,7 +61,11 @@ class LookupResult(NamedTuple):
 
 
 class Store(NamedTuple):
-    """Ask (from a leader): remember ``response``; replies once it is durable."""
+    """From a leader: remember ``response``.
+
+    Asked when there is a persistent tier (the reply comes once the row is durable),
+    told otherwise (nothing to wait for: followers are completed either way).
+    """
 
     key: str
     response: LMResponse

@@ -72,9 +72,12 @@ class ClientOptions:
 
 
 class Submit(NamedTuple):
-    """Ask: start a call; the reply is a ThreadingFuture of its LMResponse."""
+    """Start a call. Told with ``reply_to``: the actor completes that future with the
+    LMResponse (one message, no round trip); asked without it, the reply is a new future.
+    """
 
     request: LMRequest
+    reply_to: pykka.ThreadingFuture[LMResponse] | None = None
 
 
 class GetClientStats(NamedTuple):
@@ -192,7 +195,7 @@ class ClientActor(Supervised, pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Submit):
-            return self._submit(message.request)
+            return self._submit(message.request, message.reply_to)
         if isinstance(message, _AttemptDone):
             self._attempt_done(message)
             return None
@@ -204,8 +207,10 @@ class ClientActor(Supervised, pykka.ThreadingActor):
             return self.stats()
         raise TypeError(f"ClientActor got an unexpected message: {type(message).__name__}")
 
-    def _submit(self, request: LMRequest) -> pykka.ThreadingFuture[LMResponse]:
-        future: pykka.ThreadingFuture[LMResponse] = pykka.ThreadingFuture()
+    def _submit(
+        self, request: LMRequest, reply_to: pykka.ThreadingFuture[LMResponse] | None
+    ) -> pykka.ThreadingFuture[LMResponse]:
+        future = reply_to if reply_to is not None else pykka.ThreadingFuture[LMResponse]()
         call = _Call(next(self._ids), request, future)
         self.counters["requests"] += 1
         self._calls[call.id] = call
@@ -455,7 +460,6 @@ def call_client(
     *,
     model: str,
     endpoint: str,
-    take_timeout: float = 60.0,
 ) -> LMResponse:
     """Send ``request`` to the Client actor ``ref`` and wait for its response.
 
@@ -470,10 +474,9 @@ def call_client(
             endpoint=endpoint,
         )
 
+    reply = pykka.ThreadingFuture[LMResponse]()
     try:
-        reply: pykka.Future[LMResponse] = ref.ask(Submit(request), timeout=take_timeout)
+        ref.tell(Submit(request, reply))
     except pykka.ActorDeadError:
         raise unavailable("stopped before taking the call") from None
-    except pykka.Timeout:
-        raise unavailable(f"did not take the call within {take_timeout:g}s") from None
     return wait_reply(reply, ref, lambda: unavailable("stopped while the call was in flight"))

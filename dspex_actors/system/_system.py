@@ -405,7 +405,10 @@ class ActorSystem:
                 ref.tell(Abandon(key, shared))
             raise
         try:
-            ref.ask(Store(key, response), timeout=ASK_TIMEOUT)
+            if self.cache_options.cache_dir is None:
+                ref.tell(Store(key, response))
+            else:  # durable before the caller gets the result
+                ref.ask(Store(key, response), timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
             logger.warning("could not store a response in the cache (Cache actor down)")
         return response

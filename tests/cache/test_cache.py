@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,32 +16,14 @@ from dspex_actors.cache import CACHE_FILENAME, SQLiteTier, cache_key
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import Fault, LocalLMServer
+from tests._support import run_concurrently
 
 SECRET = "sk-test-SECRET-0123456789"
+
 WAIT = 30.0
 
 MakeSystem = Callable[..., ActorSystem]
 Req = Callable[..., LMRequest]
-
-
-def run_concurrently(fn: Callable[[int], Any], count: int) -> list[Any]:
-    results: list[Any] = [None] * count
-    barrier = threading.Barrier(count)
-
-    def target(index: int) -> None:
-        barrier.wait(WAIT)
-        try:
-            results[index] = fn(index)
-        except Exception as exc:
-            results[index] = exc
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT)
-        assert not thread.is_alive(), "a caller hung"
-    return results
 
 
 def cache_stats(system: ActorSystem) -> dict[str, Any]:

@@ -21,31 +21,14 @@ from dspex_actors import (
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import ChatRequest, Fault, LocalLMServer
+from tests._support import run_concurrently
 
 SECRET = "sk-test-SECRET-0123456789"
+
 WAIT = 30.0
 
 MakeSystem = Callable[..., ActorSystem]
 Req = Callable[..., LMRequest]
-
-
-def run_concurrently(fn: Callable[[int], Any], count: int) -> list[Any]:
-    """Run ``fn(i)`` on ``count`` threads; return results or raised exceptions, in order."""
-    results: list[Any] = [None] * count
-
-    def target(index: int) -> None:
-        try:
-            results[index] = fn(index)
-        except BaseException as exc:
-            results[index] = exc
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT)
-        assert not thread.is_alive(), "a caller hung"
-    return results
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:

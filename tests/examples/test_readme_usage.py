@@ -1,0 +1,47 @@
+"""The README's usage example runs offline as printed: it keeps the README true."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120.0
+
+
+def _usage_example() -> str:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Usage") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "README's Usage section has no python block"
+    return match.group(1)
+
+
+def test_readme_usage_example_runs(tmp_path: Path) -> None:
+    script = tmp_path / "readme_usage.py"
+    script.write_text(_usage_example(), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.pop("OPENAI_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "7"
+    before = float(lines[1].removeprefix("before: "))
+    after = float(lines[2].removeprefix("after: "))
+    assert before < after == 100.0
+    saved = json.loads((tmp_path / "qa.json").read_text(encoding="utf-8"))
+    assert "api_base" not in json.dumps(saved)
+    assert len(saved["demos"]) >= 1

@@ -5,7 +5,8 @@ ratio would be about 64. The local server runs in a subprocess so its threads do
 compete with the client for the GIL. Each kind of round is measured after a warm-up
 round (connections and threads already exist, as in a long-lived service):
 
-- raw httpx:     the same-run baseline: 64 threads posting with one httpx.Client each,
+- raw httpx:     the same-run baseline: 64 threads posting with one httpx.Client each
+                 (kept across rounds),
                  no actors (the best httpx itself does here: its CPU cost per call,
                  about 0.4 ms alone and more under 64-way GIL contention, is the floor);
 - shared pool:   the same with one shared httpx.Client (its pool lock serialises callers);
@@ -72,16 +73,17 @@ def main() -> None:
         counter = iter(range(10**9))
         url = lm.endpoint
         ssl_context = httpx.create_ssl_context()
-        local = threading.local()
 
         def body(index: int) -> dict[str, object]:
             messages = [{"role": "user", "content": f"raw {next(counter)} {index}"}]
             return {"model": lm.model_name, **lm.kwargs, "messages": messages}
 
+        # One client (and keep-alive connection) per caller index, reused across rounds
+        # like the Client actor's pool threads reuse theirs.
+        own_clients = [httpx.Client(timeout=30.0, verify=ssl_context) for _ in range(args.calls)]
+
         def raw_call(index: int) -> object:
-            client = getattr(local, "httpx", None)
-            if client is None:
-                client = local.httpx = httpx.Client(timeout=30.0, verify=ssl_context)
+            client = own_clients[index]
             return client.post(url, json=body(index)).raise_for_status().json()
 
         limits = httpx.Limits(max_connections=args.calls, max_keepalive_connections=args.calls)
@@ -95,10 +97,13 @@ def main() -> None:
 
         parts = urlsplit(url)
 
+        connections = [
+            http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+            for _ in range(args.calls)
+        ]
+
         def stdlib_call(index: int) -> object:
-            conn = getattr(local, "stdlib", None)
-            if conn is None:
-                conn = local.stdlib = http.client.HTTPConnection(parts.hostname, parts.port)
+            conn = connections[index]
             headers = {"Content-Type": "application/json"}
             conn.request("POST", parts.path, body=json.dumps(body(index)), headers=headers)
             return json.loads(conn.getresponse().read())
@@ -107,6 +112,10 @@ def main() -> None:
         raw = [timed(args.calls, raw_call) for _ in range(args.repeats)]
         timed(args.calls, stdlib_call)
         stdlib = [timed(args.calls, stdlib_call) for _ in range(args.repeats)]
+        for client in own_clients:
+            client.close()
+        for conn in connections:
+            conn.close()
 
         with dx.ActorSystem(lm=lm) as system:
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,17 @@ def _wait_for_threads_to_end(
     return [t for t in threading.enumerate() if t not in baseline and t.is_alive()]
 
 
+def _stacks(threads: list[threading.Thread]) -> str:
+    """Each thread's name and current stack, to show where a leaked thread is stuck."""
+    frames = sys._current_frames()
+    parts = []
+    for thread in threads:
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no frame)\n"
+        parts.append(f"{thread.name}:\n{stack}")
+    return "".join(parts)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Fail the test if it leaves an actor or a thread behind after its fixtures stop."""
@@ -44,7 +57,7 @@ def no_leaked_threads() -> Iterator[None]:
     pykka.ActorRegistry.stop_all(timeout=LEAK_WAIT_SECONDS)
     leaked = _wait_for_threads_to_end(baseline, LEAK_WAIT_SECONDS)
     assert not leftover_actors, f"actors left running after the test: {leftover_actors}"
-    assert not leaked, f"threads left running after the test: {[t.name for t in leaked]}"
+    assert not leaked, f"threads left running after the test:\n{_stacks(leaked)}"
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -112,6 +113,12 @@ class _ThreadConnections:
     per-request bookkeeping (measured: about 2x slower at 64 calls in flight than one
     client per thread); the pool threads never share a connection anyway, since each
     runs one attempt at a time.
+
+    ``close()`` closes idle clients at once; a client in use is closed by its own thread
+    when its attempt ends. Closing a socket another thread is blocked on is unsafe: its
+    file descriptor can be reused by a new connection while the blocked ``recv`` has not
+    started yet, and that thread then reads someone else's socket (seen: a thread stuck
+    for good after a Client crash).
     """
 
     def __init__(self, timeout: float) -> None:
@@ -119,29 +126,40 @@ class _ThreadConnections:
         self._ssl = httpx.create_ssl_context()  # loading CA certificates once, not per thread
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._clients: list[httpx.Client] = []
+        self._idle: set[httpx.Client] = set()
         self._closed = False
 
-    def client(self) -> httpx.Client:
-        """This thread's client (RuntimeError once closed: reported as a connection error)."""
+    @contextlib.contextmanager
+    def use(self) -> Iterator[httpx.Client]:
+        """This thread's client for one attempt (RuntimeError once closed)."""
         client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            client = httpx.Client(timeout=self._timeout, limits=limits, verify=self._ssl)
-            with self._lock:
-                if self._closed:
-                    client.close()
-                    raise RuntimeError("the Client actor's connections are closed")
-                self._clients.append(client)
-            self._local.client = client
-        return client
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the Client actor's connections are closed")
+            if client is None:
+                limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+                client = httpx.Client(timeout=self._timeout, limits=limits, verify=self._ssl)
+                self._local.client = client
+            self._idle.discard(client)
+        try:
+            yield client
+        finally:
+            self._release(client)
+
+    def _release(self, client: httpx.Client) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._idle.add(client)
+        if closed:
+            client.close()
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close the idle clients now; those in use close when their attempt ends."""
         with self._lock:
             self._closed = True
-            clients, self._clients = self._clients, []
-        for client in clients:
+            idle, self._idle = self._idle, set()
+        for client in idle:
             client.close()
 
 
@@ -362,7 +380,8 @@ class ClientActor(Supervised, pykka.ThreadingActor):
     def _http_attempt(self, body: dict[str, Any]) -> LMResponse | LMError:
         model, endpoint = self.lm.model, self.endpoint
         try:
-            response = self._http.client().post(endpoint, json=body, headers=self._headers)
+            with self._http.use() as client:
+                response = client.post(endpoint, json=body, headers=self._headers)
         except httpx.TimeoutException as exc:
             return LMTimeoutError(
                 f"{model} at {endpoint} did not answer within {self.lm.timeout:g}s "

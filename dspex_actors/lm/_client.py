@@ -39,6 +39,7 @@ from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._retry import backoff_delay, is_retryable, parse_retry_after
 from dspex_actors.lm._timer import Timer
+from dspex_actors.lm._transport import StdlibTransport
 from dspex_actors.lm._types import LMRequest, LMResponse
 from dspex_actors.lm._wait import wait_reply
 from dspex_actors.lm._workers import WorkerPool
@@ -109,6 +110,10 @@ class _Call:
 class _ThreadConnections:
     """One ``httpx.Client`` (one keep-alive connection) per pool thread.
 
+    Each client sends through a ``StdlibTransport`` (``http.client``): httpx's own
+    transport costs several times more CPU per call, and the Evaluate benchmark is
+    CPU-bound on it at 64 threads.
+
     A single shared httpx pool serialises its 64 callers on the pool's lock and its
     per-request bookkeeping (measured: about 2x slower at 64 calls in flight than one
     client per thread); the pool threads never share a connection anyway, since each
@@ -137,8 +142,8 @@ class _ThreadConnections:
             if self._closed:
                 raise RuntimeError("the Client actor's connections are closed")
             if client is None:
-                limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-                client = httpx.Client(timeout=self._timeout, limits=limits, verify=self._ssl)
+                transport = StdlibTransport(self._ssl)
+                client = httpx.Client(timeout=self._timeout, transport=transport)
                 self._local.client = client
             self._idle.discard(client)
         try:

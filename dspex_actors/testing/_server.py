@@ -17,7 +17,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -384,6 +384,16 @@ class LocalLMServer:
     def stats(self, *, include_requests: bool = True) -> ServerStats:
         """A snapshot of the counters."""
         return self._stats.snapshot(include_requests=include_requests)
+
+    def wait_for_stats(
+        self, predicate: Callable[[ServerStats], bool], timeout: float = 10.0
+    ) -> ServerStats:
+        """Block until ``predicate(stats)`` holds (re-checked on every counter change).
+
+        TimeoutError after ``timeout`` seconds; e.g. ``server.wait_for_stats(lambda s:
+        s.in_flight == 3)`` waits for three requests to be held at the server.
+        """
+        return self._stats.wait_for(predicate, timeout)
 
     def reset_stats(self) -> None:
         """Zero the counters and clear the request log."""

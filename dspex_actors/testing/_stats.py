@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ class StatsRecorder:
     """The live, thread-safe counters behind :class:`ServerStats`."""
 
     def __init__(self, max_logged_requests: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified on every change: see wait_for()
         self._max_logged = max_logged_requests
         self._reset_locked(in_flight=0)
 
@@ -100,6 +100,7 @@ class StatsRecorder:
         """Zero every counter and clear the log; in-flight requests stay counted."""
         with self._lock:
             self._reset_locked(in_flight=self._in_flight)
+            self._lock.notify_all()
 
     def chat_started(self, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
         """A chat request arrived (``body`` None when it was not valid JSON)."""
@@ -110,45 +111,67 @@ class StatsRecorder:
             if body is not None:
                 self._log.append(body)
                 self._headers.append(headers)
+            self._lock.notify_all()
 
     def chat_finished(self) -> None:
         """A chat request is done (replied, dropped or abandoned)."""
         with self._lock:
             self._in_flight -= 1
+            self._lock.notify_all()
 
     def replied(self, status: int) -> None:
         """A reply with ``status`` was sent (or attempted)."""
         with self._lock:
             self._status[status] += 1
+            self._lock.notify_all()
 
     def fault(self, label: str) -> None:
         """A fault was injected."""
         with self._lock:
             self._faults[label] += 1
+            self._lock.notify_all()
 
     def tokens(self, prompt: int, completion: int) -> None:
         """Add one reply's usage."""
         with self._lock:
             self._prompt_tokens += prompt
             self._completion_tokens += completion
+            self._lock.notify_all()
 
     def models_request(self) -> None:
         """``GET /v1/models`` was served."""
         with self._lock:
             self._models_requests += 1
+            self._lock.notify_all()
 
     def snapshot(self, *, include_requests: bool = True) -> ServerStats:
         """A consistent copy of every counter."""
         with self._lock:
-            return ServerStats(
-                requests_total=self._requests_total,
-                status_counts=dict(self._status),
-                in_flight=self._in_flight,
-                max_in_flight=self._max_in_flight,
-                faults=dict(self._faults),
-                requests=list(self._log) if include_requests else [],
-                headers=list(self._headers) if include_requests else [],
-                prompt_tokens=self._prompt_tokens,
-                completion_tokens=self._completion_tokens,
-                models_requests=self._models_requests,
-            )
+            return self._snapshot_locked(include_requests)
+
+    def wait_for(self, predicate: Callable[[ServerStats], bool], timeout: float) -> ServerStats:
+        """Block until ``predicate(stats)`` holds, checked on every change.
+
+        Raises TimeoutError after ``timeout`` seconds. Tests wait on this instead of
+        polling the counters.
+        """
+        with self._lock:
+            if not self._lock.wait_for(
+                lambda: predicate(self._snapshot_locked(include_requests=False)), timeout
+            ):
+                raise TimeoutError(f"server stats did not reach the condition in {timeout:g}s")
+            return self._snapshot_locked(include_requests=True)
+
+    def _snapshot_locked(self, include_requests: bool) -> ServerStats:
+        return ServerStats(
+            requests_total=self._requests_total,
+            status_counts=dict(self._status),
+            in_flight=self._in_flight,
+            max_in_flight=self._max_in_flight,
+            faults=dict(self._faults),
+            requests=list(self._log) if include_requests else [],
+            headers=list(self._headers) if include_requests else [],
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            models_requests=self._models_requests,
+        )

@@ -31,11 +31,6 @@ MakeSystem = Callable[..., ActorSystem]
 Req = Callable[..., LMRequest]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def test_success_round_trip(lm_server: LocalLMServer, make_system: MakeSystem, req: Req) -> None:
@@ -178,7 +173,7 @@ def test_retry_wait_does_not_block_other_calls(
 
     thread = threading.Thread(target=slow)
     thread.start()
-    wait_until(lambda: lm_server.stats().status(503) == 1)
+    lm_server.wait_for_stats(lambda s: s.status(503) == 1, WAIT)
     # The retry waits 1 s and holds no slot: another call (cap 1) goes through meanwhile.
     assert system.request(req("fast", cache=False)).texts
     assert not slow_done.is_set()
@@ -264,7 +259,7 @@ def test_stop_fails_in_flight_calls_promptly(
         )
     )
     thread.start()
-    wait_until(lambda: lm_server.stats().in_flight == 3)
+    lm_server.wait_for_stats(lambda s: s.in_flight == 3, WAIT)
     started = time.monotonic()
     system.stop()
     thread.join(WAIT)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,6 @@ def start_callers(fn: Callable[[int], Any], count: int) -> tuple[list[threading.
     return threads, results
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def test_client_crash_mid_traffic_is_restarted(
@@ -57,7 +51,7 @@ def test_client_crash_mid_traffic_is_restarted(
     handle = system.client_handle(lm)
     old = handle.ref()
     threads, results = start_callers(lambda i: system.request(req(f"q{i}", cache=False)), 6)
-    wait_until(lambda: server.stats().in_flight >= 1)
+    server.wait_for_stats(lambda s: s.in_flight >= 1, WAIT)
     old.tell(object())  # an unknown message crashes the Client actor
     for thread in threads:
         thread.join(WAIT)
@@ -84,7 +78,7 @@ def test_crash_fails_pending_calls_with_a_clear_error(
         threads, results = start_callers(
             lambda i: call_client(ref, req(f"q{i}"), model=lm.model, endpoint=lm.endpoint), 3
         )
-        wait_until(lambda: server.stats().in_flight == 3)
+        server.wait_for_stats(lambda s: s.in_flight == 3, WAIT)
         ref.tell(object())
         for thread in threads:
             thread.join(WAIT)

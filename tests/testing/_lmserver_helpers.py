@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 CHAT_SYSTEM = """Your input fields are:
@@ -58,9 +57,3 @@ def body(messages: list[dict[str, str]], **params: Any) -> dict[str, Any]:
     return {"model": "local-model", "messages": messages, **params}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from _lmserver_helpers import body, chat_messages, wait_until
+from _lmserver_helpers import body, chat_messages
 
 from dspex_actors.testing import ChatRequest, LocalLMServer, ServerControl
 
@@ -237,7 +237,7 @@ def test_stop_interrupts_latency_wait(make_lm_server: Callable[..., LocalLMServe
             json=body([{"role": "user", "content": "x"}]),
             timeout=30,
         )
-        wait_until(lambda: server.stats().in_flight == 1)
+        server.wait_for_stats(lambda s: s.in_flight == 1)
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 10.0
@@ -304,3 +304,21 @@ def test_connection_close_and_http10_are_honoured(lm_server: LocalLMServer) -> N
 def test_garbage_request_line_gets_400(lm_server: LocalLMServer) -> None:
     reply = _raw_exchange(lm_server, b"NONSENSE\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_wait_for_stats_wakes_on_a_change_and_times_out(lm_server: LocalLMServer) -> None:
+    with pytest.raises(TimeoutError, match="did not reach"):
+        lm_server.wait_for_stats(lambda s: s.requests_total >= 1, timeout=0.05)
+    done = threading.Event()
+
+    def post() -> None:
+        messages = [{"role": "user", "content": "What is 2 + 3?"}]
+        httpx.post(f"{lm_server.url}/chat/completions", json=body(messages), timeout=10.0)
+        done.set()
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    stats = lm_server.wait_for_stats(lambda s: s.status(200) == 1, timeout=10.0)
+    assert stats.requests_total == 1 and stats.requests[0]["messages"]
+    thread.join(10.0)
+    assert done.is_set()

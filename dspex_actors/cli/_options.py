@@ -30,48 +30,37 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _parse_number(text: str, kind: type[float], *, minimum: float, strict: bool) -> float:
+    """Parse ``text`` as ``kind`` (int or float) above ``minimum`` (``strict``: > not >=)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (value > minimum if strict else value >= minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+    return int(_parse_number(text, int, minimum=1, strict=False))
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return int(_parse_number(text, int, minimum=0, strict=False))
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    return _parse_number(text, float, minimum=0, strict=True)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    return _parse_number(text, float, minimum=0, strict=False)
 
 
 def add_lm_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -7,17 +7,18 @@ key is kept out of ``repr``, ``config_id``, cache keys and every message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from dspex_actors._errors import ConfigurationError
+from dspex_actors._validate import check_number
 from dspex_actors.lm._types import LMRequest, Message
 from dspex_actors.lm.providers import Provider, get_provider
 
@@ -41,17 +42,6 @@ _LM_FIELDS = (
     "rpm",
     "cache",
 )
-
-
-def _check_number(name: str, value: Any, *, minimum: float, strict: bool, integer: bool) -> None:
-    """Raise a ConfigurationError unless ``value`` is a finite number in range."""
-    kind = "an int" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        raise ConfigurationError(f"LM {name} must be {kind}, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise ConfigurationError(f"LM {name} must be {relation} {minimum}, got {value!r}")
 
 
 class LM:
@@ -129,14 +119,15 @@ class LM:
             raise ConfigurationError(f"LM api_base must be an http(s) URL, got {api_base!r}")
         if api_key is not None and not isinstance(api_key, str):
             raise ConfigurationError("LM api_key must be a string")
-        _check_number("temperature", temperature, minimum=0.0, strict=False, integer=False)
-        _check_number("max_tokens", max_tokens, minimum=1, strict=False, integer=True)
-        _check_number("timeout", timeout, minimum=0.0, strict=True, integer=False)
-        _check_number("num_retries", num_retries, minimum=0, strict=False, integer=True)
+        check = functools.partial(check_number, "LM")
+        check("temperature", temperature, minimum=0.0, strict=False, integer=False)
+        check("max_tokens", max_tokens, minimum=1, strict=False, integer=True)
+        check("timeout", timeout, minimum=0.0, strict=True, integer=False)
+        check("num_retries", num_retries, minimum=0, strict=False, integer=True)
         if max_concurrency is not None:
-            _check_number("max_concurrency", max_concurrency, minimum=1, strict=False, integer=True)
+            check("max_concurrency", max_concurrency, minimum=1, strict=False, integer=True)
         if rpm is not None:
-            _check_number("rpm", rpm, minimum=0.0, strict=True, integer=False)
+            check("rpm", rpm, minimum=0.0, strict=True, integer=False)
         if not isinstance(cache, bool):
             raise ConfigurationError(f"LM cache must be True or False, got {cache!r}")
         for reserved in ("model", "messages"):

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import functools
 import logging
-import math
 import threading
 import weakref
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Self
 import pykka
 
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
+from dspex_actors._validate import check_number
 from dspex_actors.cache._actor import (
     Abandon,
     CacheActor,
@@ -95,15 +95,6 @@ def _install_exit_hook() -> None:
             _exit_hook["installed"] = True
 
 
-def _check_positive(name: str, value: Any, *, integer: bool, allow_zero: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        raise ConfigurationError(f"ActorSystem {name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"ActorSystem {name} must be {bound}, got {value!r}")
-
-
 class ActorSystem:
     """The runtime: a supervisor ``"dspex"`` with a Cache actor and Client actors.
 
@@ -138,15 +129,16 @@ class ActorSystem:
             raise ConfigurationError(f"ActorSystem lm must be a dspex_actors.LM, got {lm!r}")
         if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
             raise ConfigurationError(f"ActorSystem cache_dir must be a path, got {cache_dir!r}")
-        _check_positive("cache_maxsize", cache_maxsize, integer=True)
+        check = functools.partial(check_number, "ActorSystem")
+        check("cache_maxsize", cache_maxsize, minimum=0, strict=True, integer=True)
         if cache_ttl is not None:
-            _check_positive("cache_ttl", cache_ttl, integer=False)
-        _check_positive("max_restarts", max_restarts, integer=True, allow_zero=True)
-        _check_positive("max_seconds", max_seconds, integer=False)
-        _check_positive("breaker_fail_max", breaker_fail_max, integer=True)
-        _check_positive("breaker_reset_timeout", breaker_reset_timeout, integer=False)
-        _check_positive("retry_base_delay", retry_base_delay, integer=False, allow_zero=True)
-        _check_positive("retry_max_delay", retry_max_delay, integer=False, allow_zero=True)
+            check("cache_ttl", cache_ttl, minimum=0, strict=True, integer=False)
+        check("max_restarts", max_restarts, minimum=0, strict=False, integer=True)
+        check("max_seconds", max_seconds, minimum=0, strict=True, integer=False)
+        check("breaker_fail_max", breaker_fail_max, minimum=0, strict=True, integer=True)
+        check("breaker_reset_timeout", breaker_reset_timeout, minimum=0, strict=True, integer=False)
+        check("retry_base_delay", retry_base_delay, minimum=0, strict=False, integer=False)
+        check("retry_max_delay", retry_max_delay, minimum=0, strict=False, integer=False)
         self._lm = lm
         self.name = name or "dspex"
         self.cache_options = CacheOptions(maxsize=cache_maxsize, ttl=cache_ttl, cache_dir=cache_dir)

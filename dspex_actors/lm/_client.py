@@ -126,9 +126,10 @@ class _ThreadConnections:
     for good after a Client crash).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, https: bool) -> None:
         self._timeout = httpx.Timeout(timeout)
-        self._ssl = httpx.create_ssl_context()  # loading CA certificates once, not per thread
+        # CA certificates load once (about 30 ms), not per thread, and only for https.
+        self._ssl = httpx.create_ssl_context() if https else None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._idle: set[httpx.Client] = set()
@@ -190,7 +191,7 @@ class ClientActor(Supervised, pykka.ThreadingActor):
         self.cap = lm.max_concurrency or options.default_max_concurrency
         self._provider = lm.provider_impl
         self._headers = self._provider.headers(lm.api_key)
-        self._http = _ThreadConnections(lm.timeout)
+        self._http = _ThreadConnections(lm.timeout, https=self.endpoint.startswith("https:"))
         self._pool = WorkerPool(f"dspex-client-{lm.model_name}", self.cap, daemon=True)
         self._timer = Timer(f"dspex-client-timer-{lm.model_name}")
         self._bucket = TokenBucket(lm.rpm, time.monotonic()) if lm.rpm else None

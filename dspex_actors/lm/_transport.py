@@ -1,83 +1,75 @@
-"""An httpx transport over the stdlib ``http.client``: one connection per transport.
+"""An httpx transport over one kept-alive socket, speaking HTTP/1.1 with ``_http11``.
 
-Why: the Client actor's HTTP attempts are CPU-bound on this kind of machine, and
-httpcore (httpx's default transport) is most of httpx's cost per call. Measured on a
-2-core machine: httpx costs about 0.4 ms CPU per call alone and about 0.85 ms under
-64-thread GIL contention, while ``http.client`` costs about 0.12-0.18 ms. With this
-transport the Evaluate benchmark at 64 threads used about 20% less client CPU per
-example (median 1061 vs 1363 us over 6/5 alternating runs) and Predict's CPU per miss
-fell about 10-15%. Keeping ``httpx.Client`` in front keeps its request building,
-response decoding and exception types (the Client actor's error handling relies on them).
+Why: the Client actor's HTTP attempts are CPU-bound on this kind of machine. httpcore
+(httpx's default transport) costs about 0.4 ms of CPU per call alone and about
+0.85 ms under 64-thread GIL contention; ``http.client`` about 0.14 ms; this transport
+about 0.07 ms plus httpx's Request/Response objects. httpx stays in front for the
+request and response model, content decoding, timeouts and its exception types, which
+the Client actor's error handling relies on.
 
-Each pool thread owns its own ``httpx.Client`` and runs one attempt at a time, so one
+Each Client pool thread owns one transport and runs one attempt at a time, so one
 connection per transport is enough; a transport is not meant to be shared by threads.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
-import select
 import socket
 import ssl
 from typing import Any
 
 import httpx
 
+from dspex_actors.lm._http11 import Connection, ProtocolError, encode_head
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["StdlibTransport"]
+__all__ = ["SocketTransport"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class StdlibTransport(httpx.BaseTransport):
-    """Sends httpx requests on one kept-alive ``http.client`` connection.
+class SocketTransport(httpx.BaseTransport):
+    """Sends httpx requests on one kept-alive (TLS for https) connection.
 
     ``ssl_context`` is used for https (made once with ``httpx.create_ssl_context()``
     when not given, on the first https request: loading CA certificates is slow).
     Errors come out as httpx exceptions: timeouts as ``ConnectTimeout`` /
-    ``WriteTimeout`` / ``ReadTimeout``, a refused or unreachable server as
-    ``ConnectError``, a dropped connection as ``RemoteProtocolError``, any other
-    socket error as ``NetworkError``.
+    ``ReadTimeout``, a refused or unreachable server or a failed TLS handshake as
+    ``ConnectError``, a dropped connection or broken reply as ``RemoteProtocolError``,
+    any other socket error as ``NetworkError``, a CR/LF in a header as
+    ``LocalProtocolError``.
     """
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl_context = ssl_context
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection: Connection | None = None
         self._origin: tuple[str, str, int] | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the whole response (on a new connection if stale)."""
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        connect_timeout = timeouts.get("connect")
-        read_timeout = timeouts.get("read")
         body = request.read()
-        headers = _wire_headers(request, body)
-        target = request.url.raw_path.decode("ascii")
-        method = request.method
-        connection = self._connection_for(request, connect_timeout)
-        if connection.sock is not None and _closed_or_readable(connection.sock):
-            logger.debug("kept-alive connection to %s was closed; reconnecting", request.url.host)
-            connection.close()
-        if connection.sock is None:
-            self._connect(connection, request, read_timeout)
         try:
-            response = self._exchange(connection, method, target, headers, body)
-            content = response.read()
+            head = encode_head(request.method, _target(request), _wire_headers(request, body))
+        except ValueError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
+        connection = self._connection_for(request, timeouts)
+        try:
+            raw = connection.exchange(request.method, head, body)
         except BaseException as exc:
             self.close()
             mapped = _mapped(exc, request, phase="read")
             if mapped is exc:
                 raise
             raise mapped from exc
-        if response.will_close:
+        if raw.will_close:
             self.close()
         return httpx.Response(
-            response.status,
-            headers=response.getheaders(),
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0"},
+            raw.status,
+            headers=raw.headers,
+            stream=httpx.ByteStream(raw.body),
+            extensions={"http_version": raw.version, "reason_phrase": raw.reason.encode()},
         )
 
     def close(self) -> None:
@@ -87,71 +79,48 @@ class StdlibTransport(httpx.BaseTransport):
             connection.close()
 
     def _connection_for(
-        self, request: httpx.Request, connect_timeout: float | None
-    ) -> http.client.HTTPConnection:
+        self, request: httpx.Request, timeouts: dict[str, float | None]
+    ) -> Connection:
         url = request.url
         scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
         host = url.raw_host.decode("ascii")
         origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
-        if self._connection is not None and self._origin == origin:
-            self._connection.timeout = connect_timeout
-            return self._connection
+        connection = self._connection
+        if connection is not None and self._origin == origin:
+            if not connection.is_stale():
+                return connection
+            logger.debug("kept-alive connection to %s was closed; reconnecting", host)
         self.close()
-        connection: http.client.HTTPConnection
-        if scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = httpx.create_ssl_context()
-            connection = http.client.HTTPSConnection(
-                host, origin[2], timeout=connect_timeout, context=self._ssl_context
-            )
-        else:
-            connection = http.client.HTTPConnection(host, origin[2], timeout=connect_timeout)
-        self._connection, self._origin = connection, origin
-        return connection
-
-    def _connect(
-        self,
-        connection: http.client.HTTPConnection,
-        request: httpx.Request,
-        read_timeout: float | None,
-    ) -> None:
         try:
-            connection.connect()
-            assert connection.sock is not None  # set by connect()
-            connection.sock.settimeout(read_timeout)
+            sock = self._connect(origin, timeouts.get("connect"))
+            sock.settimeout(timeouts.get("read"))
         except BaseException as exc:
-            self.close()
             mapped = _mapped(exc, request, phase="connect")
             if mapped is exc:
                 raise
             raise mapped from exc
+        self._connection, self._origin = Connection(sock), origin
+        return self._connection
 
-    @staticmethod
-    def _exchange(
-        connection: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> http.client.HTTPResponse:
-        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            connection.putheader(name, value)
-        connection.endheaders(body or None)
-        return connection.getresponse()
+    def _connect(self, origin: tuple[str, str, int], timeout: float | None) -> socket.socket:
+        scheme, host, port = origin
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                if self._ssl_context is None:
+                    self._ssl_context = httpx.create_ssl_context()
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
 
-def _closed_or_readable(sock: socket.socket) -> bool:
-    """Whether an idle kept-alive socket has been closed by the server (or has stray data).
-
-    Checked before reusing the connection, as httpcore does: a request is never resent
-    after an error, since the server may have received it (a drop counts as an attempt).
-    """
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
+def _target(request: httpx.Request) -> str:
+    return request.url.raw_path.decode("ascii")
 
 
 def _wire_headers(request: httpx.Request, body: bytes) -> list[tuple[bytes, bytes]]:
@@ -165,7 +134,7 @@ def _wire_headers(request: httpx.Request, body: bytes) -> list[tuple[bytes, byte
 
 
 def _mapped(exc: BaseException, request: httpx.Request, *, phase: str) -> BaseException:
-    """The httpx exception for a stdlib error (others, e.g. KeyboardInterrupt, as is)."""
+    """The httpx exception for a socket or protocol error (others, e.g. Ctrl-C, as is)."""
     if isinstance(exc, httpx.HTTPError):
         return exc
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -174,7 +143,7 @@ def _mapped(exc: BaseException, request: httpx.Request, *, phase: str) -> BaseEx
         error = httpx.ConnectTimeout if phase == "connect" else httpx.ReadTimeout
     elif phase == "connect" and isinstance(exc, OSError):
         error = httpx.ConnectError
-    elif isinstance(exc, http.client.HTTPException | ConnectionError):
+    elif isinstance(exc, ProtocolError | ConnectionError):
         error = httpx.RemoteProtocolError
     elif isinstance(exc, OSError):
         error = httpx.NetworkError

@@ -1,4 +1,4 @@
-"""StdlibTransport against the real local server: success, keep-alive, error mapping."""
+"""SocketTransport against the real local server: success, keep-alive, error mapping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from dspex_actors.lm._transport import StdlibTransport
+from dspex_actors.lm._transport import SocketTransport
 from dspex_actors.testing import Fault, LocalLMServer
 
 BODY = {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -16,7 +16,7 @@ BODY = {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0, transport=StdlibTransport()) as client:
+    with httpx.Client(timeout=10.0, transport=SocketTransport()) as client:
         yield client
 
 
@@ -83,7 +83,7 @@ def test_reconnects_after_the_server_closed_an_idle_connection(
 
 
 def test_closed_transport_opens_a_new_connection(lm_server: LocalLMServer) -> None:
-    transport = StdlibTransport()
+    transport = SocketTransport()
     with httpx.Client(transport=transport) as client:
         assert chat(client, lm_server).status_code == 200
         transport.close()
@@ -91,6 +91,6 @@ def test_closed_transport_opens_a_new_connection(lm_server: LocalLMServer) -> No
 
 
 def test_unsupported_scheme_is_rejected() -> None:
-    transport = StdlibTransport()
+    transport = SocketTransport()
     with pytest.raises(httpx.UnsupportedProtocol):
         transport.handle_request(httpx.Request("GET", "ftp://127.0.0.1/x"))

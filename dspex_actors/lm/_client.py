@@ -15,6 +15,7 @@ import heapq
 import itertools
 import json
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -170,7 +171,14 @@ class _ThreadConnections:
 
 
 def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    future.set_exception(exc_info=(type(error), error, error.__traceback__))
+    with contextlib.suppress(queue.Full):  # already settled by the other side
+        future.set_exception(exc_info=(type(error), error, error.__traceback__))
+
+
+def _succeed(future: pykka.ThreadingFuture[LMResponse], response: LMResponse) -> None:
+    """Complete ``future``; the pool thread and the actor both try, the first one wins."""
+    with contextlib.suppress(queue.Full):
+        future.set(response)
 
 
 class ClientActor(Supervised, pykka.ThreadingActor):
@@ -289,7 +297,7 @@ class ClientActor(Supervised, pykka.ThreadingActor):
         self.counters["max_in_flight"] = max(self.counters["max_in_flight"], len(self._in_flight))
         body = self._provider.body(self.lm.model_name, call.request)
         try:
-            self._pool.submit(self._send, call.id, permit, body, self.actor_ref)
+            self._pool.submit(self._send, call.id, permit, body, call.future, self.actor_ref)
         except RuntimeError:
             del self._in_flight[call.id]
             self.breaker.release(permit)
@@ -349,7 +357,7 @@ class ClientActor(Supervised, pykka.ThreadingActor):
         self._calls.pop(call.id, None)
         if isinstance(outcome, LMResponse):
             self.counters["successes"] += 1
-            call.future.set(outcome)
+            _succeed(call.future, outcome)
         else:
             self.counters["failures"] += 1
             _fail(call.future, outcome)
@@ -368,9 +376,20 @@ class ClientActor(Supervised, pykka.ThreadingActor):
     # -- worker threads ------------------------------------------------------------
 
     def _send(
-        self, call_id: int, permit: int, body: dict[str, Any], ref: pykka.ActorRef[Any]
+        self,
+        call_id: int,
+        permit: int,
+        body: dict[str, Any],
+        future: pykka.ThreadingFuture[LMResponse],
+        ref: pykka.ActorRef[Any],
     ) -> None:
-        """One HTTP attempt on a pool thread; the outcome goes back as a message."""
+        """One HTTP attempt on a pool thread; the outcome goes back as a message.
+
+        A success also completes the caller's future from here, right after the message
+        is queued: the caller does not wait its turn in the actor's mailbox (64 replies
+        landing together would otherwise queue behind one thread), and any question it
+        asks the actor next is queued behind this attempt's bookkeeping.
+        """
         try:
             outcome: LMResponse | LMError = self._http_attempt(body)
         except Exception as exc:  # a bug must still complete the call
@@ -384,6 +403,8 @@ class ClientActor(Supervised, pykka.ThreadingActor):
             ref.tell(_AttemptDone(call_id, permit, outcome))
         except pykka.ActorDeadError:
             self.breaker.release(permit)
+        if isinstance(outcome, LMResponse):
+            _succeed(future, outcome)
 
     def _http_attempt(self, body: dict[str, Any]) -> LMResponse | LMError:
         model, endpoint = self.lm.model, self.endpoint

@@ -17,7 +17,7 @@ __all__ = ["answer_exact_match", "answer_passage_match", "f1_score", "normalize_
 
 logger = logging.getLogger(__name__)
 
-_PUNCTUATION = frozenset(string.punctuation)
+_DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # DPR's SimpleTokenizer: runs of letters/digits/marks, or any other single non-space char.
 _TOKEN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+|[^\s\w\u0300-\u036f]|_")
@@ -26,7 +26,7 @@ _TOKEN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+|[^\s\w\u0300-\u036f]|_")
 def normalize_text(text: str) -> str:
     """Normalise an answer string the way DSPy does before comparing."""
     text = unicodedata.normalize("NFD", text).lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = text.translate(_DROP_PUNCTUATION)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 

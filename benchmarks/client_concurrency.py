@@ -5,6 +5,10 @@ ratio would be about 64. The local server runs in a subprocess so its threads do
 compete with the client for the GIL. Each kind of round is measured after a warm-up
 round (connections and threads already exist, as in a long-lived service):
 
+- sleep only:    64 threads that only sleep the latency (the harness's own floor:
+                 waking 64 threads on 2 cores);
+- raw socket:    64 threads each writing a request and reading the reply on its own
+                 socket with no HTTP library (the floor of any thread-per-call client here);
 - raw httpx:     the same-run baseline: 64 threads posting with one httpx.Client each
                  (kept across rounds),
                  no actors (the best httpx itself does here: its CPU cost per call,
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import statistics
 import threading
 import time
@@ -37,28 +42,34 @@ from dspex_actors.testing import ServerProcess
 
 
 def timed(calls: int, call: Callable[[int], object]) -> float:
-    """Wall time of ``calls`` concurrent ``call(i)`` released together by a barrier."""
+    """Wall time of ``calls`` concurrent ``call(i)``: first call's start to last call's end.
+
+    The callers are released together by a barrier; thread start-up before the barrier
+    and thread joins after the last call are not part of the calls, so they are not timed.
+    """
     barrier = threading.Barrier(calls + 1)
     errors: list[BaseException] = []
+    starts: list[float] = []
+    ends: list[float] = []
 
     def caller(index: int) -> None:
         barrier.wait()
+        starts.append(time.perf_counter())
         try:
             call(index)
         except BaseException as exc:
             errors.append(exc)
+        ends.append(time.perf_counter())
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(calls)]
     for thread in threads:
         thread.start()
     barrier.wait()
-    started = time.perf_counter()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"{len(errors)} calls failed, first: {errors[0]!r}")
-    return wall
+    return max(ends) - min(starts)
 
 
 def main() -> None:
@@ -108,6 +119,41 @@ def main() -> None:
             conn.request("POST", parts.path, body=json.dumps(body(index)), headers=headers)
             return json.loads(conn.getresponse().read())
 
+        timed(args.calls, lambda i: time.sleep(args.latency))
+        sleep_only = [
+            timed(args.calls, lambda i: time.sleep(args.latency)) for _ in range(args.repeats)
+        ]
+
+        sockets = [
+            socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80))
+            for _ in range(args.calls)
+        ]
+        readers = [sock.makefile("rb") for sock in sockets]
+        for sock in sockets:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def socket_call(index: int) -> object:
+            data = json.dumps(body(index)).encode()
+            head = (
+                f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            )
+            sockets[index].sendall(head.encode() + data)
+            reader = readers[index]
+            reader.readline()
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            return json.loads(reader.read(length))
+
+        timed(args.calls, socket_call)
+        raw_socket = [timed(args.calls, socket_call) for _ in range(args.repeats)]
+        for reader, sock in zip(readers, sockets, strict=True):
+            reader.close()
+            sock.close()
+
         timed(args.calls, raw_call)
         raw = [timed(args.calls, raw_call) for _ in range(args.repeats)]
         timed(args.calls, stdlib_call)
@@ -146,6 +192,8 @@ def main() -> None:
           f"median of {args.repeats} rounds; ratio = wall / latency (target <= 1.2), "
           "vs raw = wall / raw-httpx wall:")
     rows = (
+        ("sleep only", sleep_only),
+        ("raw socket", raw_socket),
         ("raw httpx", raw),
         ("shared pool", shared),
         ("http.client", stdlib),

@@ -172,6 +172,8 @@ class FaultPlan:
 
     def next_fault(self) -> Fault | None:
         """The outcome for the next request."""
+        if not self._script and not self._rates:
+            return None  # no lock needed to see that nothing is planned
         with self._lock:
             if self._script:
                 return self._script.popleft()

@@ -9,6 +9,7 @@ the prompt holds few-shot demos.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import itertools
 import json
@@ -37,6 +38,7 @@ __all__ = [
     "fixed_responder",
     "parse_dspy_prompt",
     "resolve_responder",
+    "runs_inline",
 ]
 
 logger = logging.getLogger(__name__)
@@ -159,11 +161,22 @@ def _split_sections(text: str) -> dict[str, str]:
     return sections
 
 
+@functools.lru_cache(maxsize=256)
+def _system_fields(system: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The output fields a system message lists, and whether it asks for JSON.
+
+    Cached: a program sends the same system message with every call.
+    """
+    fields = _field_list(system, "Your output fields are:", "All interactions will be")
+    return tuple(fields), "Outputs will be a JSON object" in system
+
+
 def parse_dspy_prompt(request: ChatRequest) -> DSPyPrompt | None:
     """Read output fields, input values, JSON mode and demo count; None if not a DSPy prompt."""
     system = request.system_text
     user = request.last_user_text
-    outputs = _field_list(system, "Your output fields are:", "All interactions will be")
+    listed, system_json = _system_fields(system)
+    outputs = list(listed)
     if not outputs:
         outputs = _suffix_fields(user)
     if not outputs:
@@ -181,7 +194,7 @@ def parse_dspy_prompt(request: ChatRequest) -> DSPyPrompt | None:
     }
     response_format = request.params.get("response_format")
     json_mode = (
-        "Outputs will be a JSON object" in system
+        system_json
         or _JSON_SUFFIX in user
         or (
             isinstance(response_format, dict)
@@ -220,28 +233,34 @@ def _inner_type(kind: str) -> str:
 def _typed_value(name: str, kind: str, question: str, number: float | None) -> Any:
     """A plausible Python value of type ``kind`` for output field ``name``."""
     base = kind.strip().lower()
-    key = _digest(question, name)
     if base.startswith(("literal[", "typing.literal[")):
         choices = _literal_values(kind)
         if not choices:
-            return f"placeholder-{name}-{key}"
+            return f"placeholder-{name}-{_digest(question, name)}"
         if number is not None:
             for choice in choices:
                 if str(choice) == format_number(number):
                     return choice
-        return choices[int(key, 16) % len(choices)]
-    if base == "int":
-        return round(number) if number is not None else int(key, 16) % 100
-    if base == "float":
-        return float(number) if number is not None else (int(key, 16) % 1000) / 10
-    if base == "bool":
-        return bool(number) if number is not None else int(key, 16) % 2 == 0
+        return choices[int(_digest(question, name), 16) % len(choices)]
     if base.startswith(("list", "tuple", "set")):
         return [_typed_value(name, _inner_type(kind), question, number)]
     if base.startswith("dict"):
         return {name: _typed_value(name, "str", question, number)}
     if number is not None:
+        if base == "int":
+            return round(number)
+        if base == "float":
+            return float(number)
+        if base == "bool":
+            return bool(number)
         return format_number(number)
+    key = _digest(question, name)
+    if base == "int":
+        return int(key, 16) % 100
+    if base == "float":
+        return (int(key, 16) % 1000) / 10
+    if base == "bool":
+        return int(key, 16) % 2 == 0
     return f"placeholder-{name}-{key}"
 
 
@@ -349,16 +368,25 @@ def echo_responder(request: ChatRequest) -> str:
     return request.last_user_text
 
 
+class _FixedResponder:
+    """Returns its texts in turn, cycling."""
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        self._texts = texts
+        self._counter = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"fixed_responder{self._texts!r}"
+
+    def __call__(self, request: ChatRequest) -> str:
+        return self._texts[next(self._counter) % len(self._texts)]
+
+
 def fixed_responder(*texts: str) -> Responder:
     """A responder that returns ``texts`` in turn, cycling (one text: always that one)."""
     if not texts:
         raise ValueError("fixed_responder needs at least one text")
-    counter = itertools.count()
-
-    def respond(request: ChatRequest) -> str:
-        return texts[next(counter) % len(texts)]
-
-    return respond
+    return _FixedResponder(texts)
 
 
 RESPONDERS: dict[str, Callable[[], Responder]] = {
@@ -367,6 +395,18 @@ RESPONDERS: dict[str, Callable[[], Responder]] = {
     "echo": lambda: echo_responder,
 }
 """Responders by name, for subprocess servers and the command line."""
+
+
+def runs_inline(responder: Responder) -> bool:
+    """Whether ``responder`` is one of this module's own: quick, never blocking.
+
+    The server runs those on its I/O thread; any other callable may block and runs on
+    a worker thread. Exact types only: a subclass may override ``__call__`` and block.
+    """
+    return type(responder) in _INLINE_TYPES or responder is echo_responder
+
+
+_INLINE_TYPES: frozenset[type] = frozenset({DefaultResponder, WeakResponder, _FixedResponder})
 
 
 def resolve_responder(responder: Responder | str | None) -> Responder:

@@ -1,31 +1,42 @@
 """LocalLMServer: a real OpenAI-compatible HTTP server on 127.0.0.1 for tests and demos.
 
-One thread per connection (HTTP/1.1 keep-alive, a minimal hand-written parser), so a
-slow reply never holds up the others. Latency waits and hangs wait on the server's stop
-event, and stop() shuts down every open connection socket, so stop returns promptly
-with no thread left.
+One I/O thread (``_loop.py``) reads every connection, answers with the built-in
+responders right away and holds replies timed for later (latency, jitter, hang faults)
+in a deadline heap; responders passed in as callables may block, so they run on worker
+threads (``_workers.py``) and only their result comes back to the I/O thread. A reply is
+computed when its request arrives and leaves when due, so simultaneous replies leave
+together. stop() abandons held replies and closes every connection, so it returns
+promptly with no thread left (workers stuck in a responder are joined with a timeout).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import itertools
 import json
 import logging
 import random
-import socket
-import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from http import HTTPStatus
+from json.encoder import encode_basestring_ascii as _json_str
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from dspex_actors.testing._faults import Fault, FaultPlan, FaultRates
-from dspex_actors.testing._responders import ChatRequest, Responder, message_text, resolve_responder
+from dspex_actors.testing._http import ProtocolError, Request, reply_bytes
+from dspex_actors.testing._loop import Channel, EventLoop
+from dspex_actors.testing._responders import (
+    ChatRequest,
+    Responder,
+    message_text,
+    resolve_responder,
+    runs_inline,
+)
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
+from dspex_actors.testing._workers import WorkerPool
 
 __all__ = ["LocalLMServer"]
 
@@ -34,19 +45,11 @@ logger = logging.getLogger(__name__)
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _MODELS_PATHS = frozenset({"/v1/models", "/models"})
 _CONTROL_PREFIX = "/_dspex/"
-_POLL_INTERVAL = 0.05
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-_SERVER_NAME = "dspex-local-lm/1.0"
 _ERROR_TYPES = {
     400: "invalid_request_error",
     404: "not_found_error",
     429: "rate_limit_error",
 }
-
-
-def _count_tokens(text: str) -> int:
-    return len(text.split())
 
 
 def _error_body(status: int, message: str) -> bytes:
@@ -57,175 +60,66 @@ def _error_body(status: int, message: str) -> bytes:
     return json.dumps(payload).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=256)
+def _count_tokens(text: str) -> int:
+    """Whitespace-separated words (cached: a program repeats its system message)."""
+    return len(text.split())
+
+
 def _format_retry_after(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
-
-
-class _Outcome(NamedTuple):
-    """A chat reply decided by the server, before it is written."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _BadRequest(Exception):
     """A request the server rejects with HTTP 400."""
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    """A minimal HTTP/1.1 keep-alive handler that routes to the owning LocalLMServer.
+class _Reply(NamedTuple):
+    """A chat reply's status, body and the usage it adds to the counters."""
 
-    Hand-rolled instead of ``http.server``: its e-mail-based header parsing and
-    two-write replies cost more CPU per request than the rest of the server together.
-    """
-
-    server: _HTTPServer
-    method = ""
-    path = ""
-    headers: dict[str, str]
-    close_connection = False
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.headers = {}
-
-    def handle(self) -> None:
-        while not self.close_connection and self._read_request_head():
-            self.server.owner._dispatch(self, self.method)
-
-    def _read_request_head(self) -> bool:
-        """Read the request line and headers; False when the peer closed or sent garbage."""
-        line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            return False
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/") or len(line) > _MAX_LINE:
-            self.close_connection = True
-            self.send_bytes(400, _error_body(400, "malformed request line"))
-            return False
-        self.method, self.path, version = parts
-        headers: dict[str, str] = {}
-        while True:
-            raw = self.rfile.readline(_MAX_LINE + 1)
-            if not raw:
-                return False
-            if raw in (b"\r\n", b"\n"):
-                break
-            if len(headers) >= _MAX_HEADERS or len(raw) > _MAX_LINE:
-                self.close_connection = True
-                self.send_bytes(431, _error_body(431, "request headers too large"))
-                return False
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        self.headers = headers
-        connection = headers.get("connection", "").lower()
-        if version == "HTTP/1.1":
-            self.close_connection = connection == "close"
-        else:
-            self.close_connection = connection != "keep-alive"
-        return True
-
-    def read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            self.close_connection = True
-            raise _BadRequest("chunked request bodies are not supported; send Content-Length")
-        try:
-            length = int(self.headers.get("content-length", "0"))
-        except ValueError:
-            self.close_connection = True
-            raise _BadRequest("invalid Content-Length") from None
-        return self.rfile.read(length) if length > 0 else b""
-
-    def send_bytes(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        """Send the whole reply in one write (no Nagle/delayed-ACK stall)."""
-        if self.server.owner._stopping.is_set():
-            self.close_connection = True
-        lines = [
-            f"HTTP/1.1 {status} {_reason(status)}",
-            f"Server: {_SERVER_NAME}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            *(f"{name}: {value}" for name, value in headers),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.connection.sendall(head + body)
-
-    def send_json(self, status: int, payload: Any) -> None:
-        self.send_bytes(status, json.dumps(payload).encode("utf-8"))
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
-class _HTTPServer(socketserver.TCPServer):
-    """A TCP server that runs each connection on a tracked thread it can close and join."""
+class _Job(NamedTuple):
+    """A chat request that gets a model answer (possibly faulted), due ``delay`` after arrival."""
 
-    allow_reuse_address = True
-    daemon_threads = True
-    request_queue_size = 256
+    request: ChatRequest
+    responder: Responder
+    fault: Fault | None
+    delay: float
 
-    def __init__(self, address: tuple[str, int], owner: LocalLMServer) -> None:
-        self.owner = owner
-        self._conn_lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        self._conn_ids = itertools.count(1)
-        super().__init__(address, _Handler)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name=f"dspex-lm-conn-{self.server_address[1]}-{next(self._conn_ids)}",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._connections[request] = thread
-        thread.start()
+class _Exchange(NamedTuple):
+    """Where a chat reply goes: the channel, whether to close after it, when it is due."""
 
-    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            with self._conn_lock:
-                self._connections.pop(request, None)
+    channel: Channel
+    close: bool
+    due: float
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out or vanish mid-reply are normal here.
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
 
-    def close_connections(self, timeout: float) -> list[threading.Thread]:
-        """Shut every open connection socket down and join its thread; return stragglers."""
-        with self._conn_lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for _, thread in connections:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [thread for _, thread in connections if thread.is_alive()]
+class _Held(NamedTuple):
+    """A reply waiting in the loop's deadline heap."""
+
+    exchange: _Exchange
+    reply: _Reply
 
 
 class LocalLMServer:
     """A real OpenAI-compatible chat-completions server on 127.0.0.1, for tests.
 
     ``responder`` is a callable ``(ChatRequest) -> str | list[str]`` or a name
-    (``"default"``, ``"weak"``, ``"echo"``); None means the default model. Every reply
-    to a normal request waits ``latency + uniform(0, jitter)`` seconds (seeded) without
-    blocking other requests. Use as a context manager or ``start()``/``stop()``;
-    ``.url`` is the ``api_base`` (``http://127.0.0.1:PORT/v1``). ``stop()`` abandons
-    requests still waiting (latency or hang): their connections close without a reply.
+    (``"default"``, ``"weak"``, ``"echo"``); None means the default model. A callable
+    may block (it runs on a worker thread); the built-in ones run on the I/O thread.
+    Every reply to a normal request leaves ``latency + uniform(0, jitter)`` seconds
+    (seeded) after the request arrived, or when the responder returns if that is later
+    (the responder runs on arrival), without blocking other requests. Use as a context
+    manager or ``start()``/``stop()``; ``.url`` is the ``api_base``
+    (``http://127.0.0.1:PORT/v1``). ``stop()`` abandons requests still waiting (latency
+    or hang): their connections close without a reply.
     """
 
     def __init__(
@@ -252,43 +146,48 @@ class LocalLMServer:
         self._faults = FaultPlan(seed)
         self._stats = StatsRecorder(max_logged_requests)
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._serve_thread: threading.Thread | None = None
+        self._loop: EventLoop[_Held] | None = None
+        self._workers: WorkerPool | None = None
+        self._port = 0
         self._ids = itertools.count(1)
 
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self) -> LocalLMServer:
-        """Bind and serve on a background thread; returns self."""
-        if self._httpd is not None:
+        """Bind, then serve on a background thread; returns self."""
+        if self._loop is not None:
             raise RuntimeError("LocalLMServer is already running")
         self._stopping.clear()
-        httpd = _HTTPServer((self._host, self._requested_port), self)
-        self._httpd = httpd
-        self._serve_thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"dspex-lm-server-{self.port}",
-            daemon=True,
+        loop: EventLoop[_Held] = EventLoop(
+            (self._host, self._requested_port),
+            name="dspex-lm-server",
+            on_request=self._on_request,
+            on_due=self._release,
+            on_abandon=self._abandon,
         )
-        self._serve_thread.start()
+        self._port = loop.port
+        self._workers = WorkerPool(f"dspex-lm-responder-{self._port}")
+        self._loop = loop
+        loop.start()
         logger.info("local LM server listening on %s", self.url)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, close every connection (idle, hanging or sleeping) and join threads."""
-        httpd, thread = self._httpd, self._serve_thread
-        if httpd is None or thread is None:
+        """Stop serving, close every connection (idle, waiting or held) and join threads."""
+        loop, workers = self._loop, self._workers
+        if loop is None or workers is None:
             return
         self._stopping.set()
-        httpd.shutdown()
-        thread.join(timeout)
-        httpd.server_close()
-        stragglers = httpd.close_connections(timeout)
-        self._httpd = None
-        self._serve_thread = None
-        if stragglers or thread.is_alive():
-            logger.warning("local LM server threads still alive after stop: %s", stragglers)
+        loop_ended = loop.stop(timeout)
+        stragglers = workers.stop(timeout)
+        self._loop = None
+        self._workers = None
+        if stragglers or not loop_ended:
+            logger.warning(
+                "local LM server threads still alive after stop: %s (I/O thread ended: %s)",
+                stragglers,
+                loop_ended,
+            )
 
     def __enter__(self) -> LocalLMServer:
         return self.start()
@@ -304,12 +203,13 @@ class LocalLMServer:
     @property
     def running(self) -> bool:
         """Whether the server is accepting connections."""
-        return self._httpd is not None
+        return self._loop is not None
 
     @property
     def port(self) -> int:
         """The bound port (raises if not started)."""
-        return int(self._require_httpd().server_address[1])
+        self._require_loop()
+        return self._port
 
     @property
     def host(self) -> str:
@@ -327,15 +227,26 @@ class LocalLMServer:
         return f"{self.root_url}/v1"
 
     def __repr__(self) -> str:
-        where = self.url if self._httpd is not None else "stopped"
+        where = self.url if self._loop is not None else "stopped"
         return f"LocalLMServer({where}, model={self.model!r}, latency={self._latency})"
 
-    def _require_httpd(self) -> _HTTPServer:
-        if self._httpd is None:
+    def close_connections(self, timeout: float = 10.0) -> None:
+        """Close every open client connection now, idle keep-alive ones included.
+
+        As a provider's idle timeout would: clients must reconnect. A request still
+        being answered on a closed connection gets no reply. TimeoutError if the I/O
+        thread did not close them within ``timeout`` seconds.
+        """
+        if self._require_loop().close_connections(timeout):
+            raise TimeoutError(f"connections still open after {timeout:g}s")
+
+    def _require_loop(self) -> EventLoop[_Held]:
+        """The I/O loop; raises when not running."""
+        if self._loop is None:
             raise RuntimeError(
                 "LocalLMServer is not running; call start() or use it as a context manager"
             )
-        return self._httpd
+        return self._loop
 
     # --- knobs -------------------------------------------------------------------
 
@@ -399,25 +310,47 @@ class LocalLMServer:
         """Zero the counters and clear the request log."""
         self._stats.reset()
 
-    # --- request handling --------------------------------------------------------
+    # --- request handling (on the I/O thread unless noted) --------------------------
 
-    def _dispatch(self, handler: _Handler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        path = parts.path.rstrip("/") or "/"
+    def _on_request(
+        self, channel: Channel, request: Request | ProtocolError, arrival: float
+    ) -> None:
+        if isinstance(request, ProtocolError):
+            self._require_loop().send(
+                channel,
+                reply_bytes(request.status, _error_body(request.status, str(request)), close=True),
+                close=True,
+            )
+            return
+        method, target = request.method, request.target
+        if target in _CHAT_PATHS:
+            path, query = target, ""
+        else:
+            parts = urlsplit(target)
+            path, query = parts.path.rstrip("/") or "/", parts.query
         try:
             if method == "POST" and path in _CHAT_PATHS:
-                self._handle_chat(handler)
+                self._handle_chat(channel, request, arrival)
             elif method == "GET" and path in _MODELS_PATHS:
-                handler.read_body()
                 self._stats.models_request()
-                handler.send_json(200, self._models_payload())
+                self._send_json(channel, request, self._models_payload())
             elif path.startswith(_CONTROL_PREFIX):
-                self._handle_control(handler, method, path, parse_qs(parts.query))
+                self._handle_control(channel, request, path, parse_qs(query))
             else:
-                handler.read_body()
-                handler.send_bytes(404, _error_body(404, f"no route for {method} {path}"))
+                message = f"no route for {method} {path}"
+                self._send(channel, request, 404, _error_body(404, message))
         except _BadRequest as exc:
-            handler.send_bytes(400, _error_body(400, str(exc)))
+            self._send(channel, request, 400, _error_body(400, str(exc)))
+
+    def _closes(self, request: Request) -> bool:
+        return not request.keep_alive or self._stopping.is_set()
+
+    def _send(self, channel: Channel, request: Request, status: int, body: bytes) -> None:
+        close = self._closes(request)
+        self._require_loop().send(channel, reply_bytes(status, body, close=close), close=close)
+
+    def _send_json(self, channel: Channel, request: Request, payload: Any) -> None:
+        self._send(channel, request, 200, json.dumps(payload).encode("utf-8"))
 
     def _models_payload(self) -> dict[str, Any]:
         return {
@@ -427,37 +360,48 @@ class LocalLMServer:
             ],
         }
 
-    def _handle_chat(self, handler: _Handler) -> None:
-        raw = handler.read_body()
-        headers = dict(handler.headers)
+    def _handle_chat(self, channel: Channel, request: Request, arrival: float) -> None:
         try:
-            logged: dict[str, Any] | None = json.loads(raw)
-            if not isinstance(logged, dict):
-                logged = None
-        except ValueError:
-            logged = None
-        self._stats.chat_started(logged, headers)
-        try:
-            outcome = self._answer_chat(raw, headers)
-        finally:
-            # Counted done *before* the client can see the reply, so a client that
-            # reads stats right after its call never sees its own request in flight.
-            self._stats.chat_finished()
-        if outcome is None:
-            handler.close_connection = True
-            with contextlib.suppress(OSError):
-                handler.connection.shutdown(socket.SHUT_RDWR)
+            body: Any = json.loads(request.body)
+        except ValueError as exc:
+            body = _BadRequest(f"request body is not valid JSON: {exc}")
+        logged = body if isinstance(body, dict) else None
+        headers = request.headers
+        outcome = self._begin_chat(body, headers)
+        loop = self._require_loop()
+        if isinstance(outcome, _Job) and not self._stopping.is_set():
+            exchange = _Exchange(channel, not request.keep_alive, arrival + outcome.delay)
+            if not runs_inline(outcome.responder):
+                self._stats.chat_started(logged, headers)
+                self._answer_on_worker(exchange, outcome)
+                return
+            reply = self._answer(outcome)
+            if exchange.due > time.monotonic():
+                self._stats.chat_started(logged, headers)
+                self._hold(exchange, reply)
+                return
+        elif isinstance(outcome, _Reply):  # answered at once, even while stopping
+            reply = outcome
+            exchange = _Exchange(channel, self._closes(request), arrival)
+        else:  # a dropped connection, or a reply abandoned because the server stops
+            self._stats.chat_started(logged, headers)
+            self._stats.chats_finished()
+            loop.drop(channel)
             return
-        self._stats.replied(outcome.status)
-        handler.send_bytes(outcome.status, outcome.body, headers=outcome.headers)
+        self._stats.chat_answered(
+            logged, headers, reply.status, reply.prompt_tokens, reply.completion_tokens
+        )
+        data = reply_bytes(reply.status, reply.body, reply.headers, close=exchange.close)
+        loop.send(channel, data, close=exchange.close)
 
-    def _answer_chat(self, raw: bytes, headers: dict[str, str]) -> _Outcome | None:
-        """The reply to send, or None to close the connection without one."""
+    def _begin_chat(self, body: Any, headers: dict[str, str]) -> _Reply | _Job | None:
+        """An immediate reply, a job for the model, or None to drop the connection."""
         try:
-            request = self._parse_chat(raw, headers)
+            request = self._parse_chat(body, headers)
         except _BadRequest as exc:
-            return _Outcome(400, _error_body(400, str(exc)))
+            return _Reply(400, _error_body(400, str(exc)))
         fault = self._faults.next_fault()
+        delay = self._next_delay()
         if fault is not None:
             self._stats.fault(fault.label)
             logger.debug("injecting fault %s", fault.label)
@@ -468,23 +412,74 @@ class LocalLMServer:
                 if fault.retry_after is not None:
                     extra.append(("Retry-After", _format_retry_after(fault.retry_after)))
                 message = f"injected fault: HTTP {fault.status} {_reason(fault.status)}"
-                return _Outcome(fault.status, _error_body(fault.status, message), tuple(extra))
-            if fault.kind == "hang" and self._stopping.wait(fault.seconds):
-                return None
-        if (fault is None or fault.kind != "hang") and self._stopping.wait(self._next_delay()):
-            return None
+                return _Reply(fault.status, _error_body(fault.status, message), tuple(extra))
+            if fault.kind == "hang":
+                delay = fault.seconds
+        return _Job(request, self._responder, fault, delay)
+
+    def _answer_on_worker(self, exchange: _Exchange, job: _Job) -> None:
+        """Run a responder that may block on a worker; its reply comes back to the loop."""
+        loop = self._require_loop()
+        workers = self._workers
+
+        def work() -> None:  # on a worker thread
+            reply = self._answer(job)
+            if not loop.call_soon_threadsafe(lambda: self._deliver(exchange, reply)):
+                self._stats.chats_finished()  # the server stopped meanwhile
+
+        if workers is None or not workers.submit(work):
+            self._stats.chats_finished()
+            loop.drop(exchange.channel)
+
+    def _deliver(self, exchange: _Exchange, reply: _Reply) -> None:
+        """A worker's reply, back on the loop: write it if due, else hold it."""
+        loop = self._require_loop()
+        if self._stopping.is_set():
+            self._stats.chats_finished()
+            loop.drop(exchange.channel)
+        elif exchange.due > time.monotonic():
+            self._hold(exchange, reply)
+        else:
+            self._release([_Held(exchange, reply)])
+
+    def _hold(self, exchange: _Exchange, reply: _Reply) -> None:
+        self._require_loop().hold(exchange.due, _Held(exchange, reply))
+
+    def _release(self, due: list[_Held]) -> None:
+        """Write held replies whose time has come (abandon them when stopping)."""
+        loop = self._require_loop()
+        if self._stopping.is_set():
+            self._abandon(due)
+            for held in due:
+                loop.drop(held.exchange.channel)
+            return
+        self._stats.chats_replied(
+            [(h.reply.status, h.reply.prompt_tokens, h.reply.completion_tokens) for h in due]
+        )
+        for (channel, close, _), reply in due:
+            data = reply_bytes(reply.status, reply.body, reply.headers, close=close)
+            loop.send(channel, data, close=close)
+
+    def _abandon(self, held: list[_Held]) -> None:
+        """Held replies never written (the server stops): their connections close."""
+        if held:
+            self._stats.chats_finished(len(held))
+
+    def _answer(self, job: _Job) -> _Reply:
+        """The model's reply to a job, with the job's fault applied (any thread)."""
+        request, fault = job.request, job.fault
         try:
-            texts = self._run_responder(request)
+            texts = self._run_responder(job.responder, request)
+            body, prompt_tokens, completion_tokens = self._completion_body(
+                request, texts, with_choices=fault is None or fault.kind != "no_choices"
+            )
         except Exception as exc:
-            logger.warning("responder %r failed", self._responder, exc_info=True)
-            return _Outcome(500, _error_body(500, f"responder failed: {type(exc).__name__}: {exc}"))
-        payload = self._completion_payload(request, texts)
+            logger.warning("responder %r failed", job.responder, exc_info=True)
+            message = f"responder failed: {type(exc).__name__}: {exc}"
+            return _Reply(500, _error_body(500, message))
         if fault is not None and fault.kind == "malformed_json":
-            body = json.dumps(payload).encode("utf-8")
-            return _Outcome(200, body[: max(1, len(body) // 2)])
-        if fault is not None and fault.kind == "no_choices":
-            del payload["choices"]
-        return _Outcome(200, json.dumps(payload).encode("utf-8"))
+            body = body[: max(1, len(body) // 2)]
+        return _Reply(200, body, (), prompt_tokens, completion_tokens)
 
     def _next_delay(self) -> float:
         if self._jitter <= 0:
@@ -492,18 +487,17 @@ class LocalLMServer:
         with self._rng_lock:
             return self._latency + self._latency_rng.uniform(0.0, self._jitter)
 
-    def _parse_chat(self, raw: bytes, headers: dict[str, str]) -> ChatRequest:
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise _BadRequest(f"request body is not valid JSON: {exc}") from None
+    def _parse_chat(self, body: Any, headers: dict[str, str]) -> ChatRequest:
+        if isinstance(body, _BadRequest):
+            raise body
         if not isinstance(body, dict):
             raise _BadRequest("request body must be a JSON object")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise _BadRequest("'messages' must be a non-empty list")
-        if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-            raise _BadRequest("every message must be an object with a 'role'")
+        for message in messages:
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise _BadRequest("every message must be an object with a 'role'")
         n = body.get("n", 1)
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise _BadRequest(f"'n' must be a positive integer, got {n!r}")
@@ -518,8 +512,9 @@ class LocalLMServer:
             headers=headers,
         )
 
-    def _run_responder(self, request: ChatRequest) -> list[str]:
-        result = self._responder(request)
+    @staticmethod
+    def _run_responder(responder: Responder, request: ChatRequest) -> list[str]:
+        result = responder(request)
         if isinstance(result, str):
             return [result] * request.n
         texts = list(result)
@@ -527,7 +522,14 @@ class LocalLMServer:
             raise TypeError("a responder must return a str or a non-empty list of str")
         return texts
 
-    def _completion_payload(self, request: ChatRequest, texts: list[str]) -> dict[str, Any]:
+    def _completion_body(
+        self, request: ChatRequest, texts: list[str], *, with_choices: bool = True
+    ) -> tuple[bytes, int, int]:
+        """The completion's JSON, its prompt tokens and its completion tokens.
+
+        Written from a template (byte for byte what ``json.dumps`` gives for the same
+        object): the server's CPU per request is what the benchmarks see of it.
+        """
         limit = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
         max_tokens = limit if isinstance(limit, int) and limit > 0 else None
         choices = []
@@ -542,35 +544,27 @@ class LocalLMServer:
                 finish_reason = "length"
             completion_tokens += len(tokens)
             choices.append(
-                {
-                    "index": index,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": finish_reason,
-                    "logprobs": None,
-                }
+                f'{{"index": {index}, "message": {{"role": "assistant", "content": '
+                f'{_json_str(content)}}}, "finish_reason": "{finish_reason}", "logprobs": null}}'
             )
         prompt_tokens = sum(_count_tokens(message_text(m)) for m in request.messages)
-        self._stats.tokens(prompt_tokens, completion_tokens)
-        return {
-            "id": f"chatcmpl-local-{self.port}-{next(self._ids)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
-            "system_fingerprint": "dspex-local",
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        listed = f'"choices": [{", ".join(choices)}], ' if with_choices else ""
+        body = (
+            f'{{"id": "chatcmpl-local-{self._port}-{next(self._ids)}", '
+            f'"object": "chat.completion", "created": {int(time.time())}, '
+            f'"model": {_json_str(request.model)}, "system_fingerprint": "dspex-local", '
+            f'{listed}"usage": {{"prompt_tokens": {prompt_tokens}, '
+            f'"completion_tokens": {completion_tokens}, '
+            f'"total_tokens": {prompt_tokens + completion_tokens}}}}}'
+        )
+        return body.encode("ascii"), prompt_tokens, completion_tokens
 
     # --- control endpoints -------------------------------------------------------
 
     def _handle_control(
-        self, handler: _Handler, method: str, path: str, query: dict[str, list[str]]
+        self, channel: Channel, request: Request, path: str, query: dict[str, list[str]]
     ) -> None:
-        raw = handler.read_body()
+        method, raw = request.method, request.body
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
@@ -581,21 +575,22 @@ class LocalLMServer:
         try:
             if method == "GET" and action == "stats":
                 include = query.get("requests", ["1"])[0] not in {"0", "false"}
-                handler.send_json(200, self.stats(include_requests=include).to_dict())
+                self._send_json(channel, request, self.stats(include_requests=include).to_dict())
             elif method == "POST" and action == "reset":
                 self.reset_stats()
-                handler.send_json(200, {"ok": True})
+                self._send_json(channel, request, {"ok": True})
             elif method == "POST" and action == "faults":
                 self._control_faults(data)
-                handler.send_json(200, {"ok": True, "pending": self.pending_faults})
+                self._send_json(channel, request, {"ok": True, "pending": self.pending_faults})
             elif method == "POST" and action == "latency":
                 self.set_latency(float(data["latency"]), _optional_float(data.get("jitter")))
-                handler.send_json(200, {"ok": True})
+                self._send_json(channel, request, {"ok": True})
             elif method == "POST" and action == "responder":
                 self.set_responder(str(data["name"]))
-                handler.send_json(200, {"ok": True})
+                self._send_json(channel, request, {"ok": True})
             else:
-                handler.send_bytes(404, _error_body(404, f"no control route {method} {path}"))
+                message = f"no control route {method} {path}"
+                self._send(channel, request, 404, _error_body(404, message))
         except (KeyError, TypeError, ValueError) as exc:
             raise _BadRequest(f"bad control request {action}: {exc!r}") from None
 

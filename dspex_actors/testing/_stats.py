@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +77,16 @@ class ServerStats:
 
 
 class StatsRecorder:
-    """The live, thread-safe counters behind :class:`ServerStats`."""
+    """The live, thread-safe counters behind :class:`ServerStats`.
+
+    Every change notifies :meth:`wait_for` callers; with none waiting (the usual case) a
+    change costs one uncontended lock.
+    """
 
     def __init__(self, max_logged_requests: int) -> None:
-        self._lock = threading.Condition()  # notified on every change: see wait_for()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiters = 0
         self._max_logged = max_logged_requests
         self._reset_locked(in_flight=0)
 
@@ -96,53 +102,79 @@ class StatsRecorder:
         self._completion_tokens = 0
         self._models_requests = 0
 
+    def _notify_locked(self) -> None:
+        if self._waiters:
+            self._changed.notify_all()
+
     def reset(self) -> None:
         """Zero every counter and clear the log; in-flight requests stay counted."""
         with self._lock:
             self._reset_locked(in_flight=self._in_flight)
-            self._lock.notify_all()
+            self._notify_locked()
+
+    def _start_locked(self, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
+        self._requests_total += 1
+        self._in_flight += 1
+        self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        if body is not None:
+            self._log.append(body)
+            self._headers.append(headers)
+
+    def _reply_locked(self, status: int, prompt_tokens: int, completion_tokens: int) -> None:
+        self._in_flight -= 1
+        self._status[status] += 1
+        self._prompt_tokens += prompt_tokens
+        self._completion_tokens += completion_tokens
 
     def chat_started(self, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
         """A chat request arrived (``body`` None when it was not valid JSON)."""
         with self._lock:
-            self._requests_total += 1
-            self._in_flight += 1
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
-            if body is not None:
-                self._log.append(body)
-                self._headers.append(headers)
-            self._lock.notify_all()
+            self._start_locked(body, headers)
+            self._notify_locked()
 
-    def chat_finished(self) -> None:
-        """A chat request is done (replied, dropped or abandoned)."""
-        with self._lock:
-            self._in_flight -= 1
-            self._lock.notify_all()
+    def chat_answered(
+        self,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        status: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """A chat request arrived and its reply is about to be written at once.
 
-    def replied(self, status: int) -> None:
-        """A reply with ``status`` was sent (or attempted)."""
+        :meth:`chat_started` and :meth:`chats_replied` in one update: counted before the
+        bytes leave, so a client that reads the stats right after its call never sees its
+        own request in flight.
+        """
         with self._lock:
-            self._status[status] += 1
-            self._lock.notify_all()
+            self._start_locked(body, headers)
+            self._reply_locked(status, prompt_tokens, completion_tokens)
+            self._notify_locked()
+
+    def chats_replied(self, replies: Iterable[tuple[int, int, int]]) -> None:
+        """Replies about to be written: ``(status, prompt_tokens, completion_tokens)`` each."""
+        with self._lock:
+            for status, prompt_tokens, completion_tokens in replies:
+                self._reply_locked(status, prompt_tokens, completion_tokens)
+            self._notify_locked()
+
+    def chats_finished(self, count: int = 1) -> None:
+        """Requests ended without a reply (dropped, or abandoned at stop)."""
+        with self._lock:
+            self._in_flight -= count
+            self._notify_locked()
 
     def fault(self, label: str) -> None:
         """A fault was injected."""
         with self._lock:
             self._faults[label] += 1
-            self._lock.notify_all()
-
-    def tokens(self, prompt: int, completion: int) -> None:
-        """Add one reply's usage."""
-        with self._lock:
-            self._prompt_tokens += prompt
-            self._completion_tokens += completion
-            self._lock.notify_all()
+            self._notify_locked()
 
     def models_request(self) -> None:
         """``GET /v1/models`` was served."""
         with self._lock:
             self._models_requests += 1
-            self._lock.notify_all()
+            self._notify_locked()
 
     def snapshot(self, *, include_requests: bool = True) -> ServerStats:
         """A consistent copy of every counter."""
@@ -156,9 +188,14 @@ class StatsRecorder:
         polling the counters.
         """
         with self._lock:
-            if not self._lock.wait_for(
-                lambda: predicate(self._snapshot_locked(include_requests=False)), timeout
-            ):
+            self._waiters += 1
+            try:
+                reached = self._changed.wait_for(
+                    lambda: predicate(self._snapshot_locked(include_requests=False)), timeout
+                )
+            finally:
+                self._waiters -= 1
+            if not reached:
                 raise TimeoutError(f"server stats did not reach the condition in {timeout:g}s")
             return self._snapshot_locked(include_requests=True)
 

@@ -55,5 +55,3 @@ def chat_messages(
 def body(messages: list[dict[str, str]], **params: Any) -> dict[str, Any]:
     """An OpenAI chat-completions request body."""
     return {"model": "local-model", "messages": messages, **params}
-
-

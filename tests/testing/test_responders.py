@@ -220,3 +220,16 @@ def test_weak_responder_by_name_over_http(make_lm_server: Callable[..., LocalLMS
     with httpx.Client(base_url=server.url) as http:
         data = http.post("/chat/completions", json=body(chat_messages(row["question"]))).json()
     assert _sections(data["choices"][0]["message"]["content"])["answer"] != row["answer"]
+
+
+def test_only_the_built_in_responders_run_on_the_io_thread() -> None:
+    from dspex_actors.testing._responders import echo_responder, runs_inline
+
+    class Custom(DefaultResponder):
+        pass
+
+    assert all(
+        runs_inline(r)
+        for r in (DefaultResponder(), WeakResponder(), echo_responder, fixed_responder("x"))
+    )
+    assert not any(runs_inline(r) for r in (Custom(), lambda request: "x"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import threading
 import time
@@ -12,7 +14,9 @@ import httpx
 import pytest
 from _lmserver_helpers import body, chat_messages
 
-from dspex_actors.testing import ChatRequest, LocalLMServer, ServerControl
+from dspex_actors.testing import ChatRequest, Fault, LocalLMServer, ServerControl
+
+MESSAGES = [{"role": "user", "content": "x"}]
 
 
 def _server_threads() -> list[threading.Thread]:
@@ -216,16 +220,36 @@ def test_stop_closes_idle_keepalive_connections(
     make_lm_server: Callable[..., LocalLMServer],
 ) -> None:
     server = make_lm_server()
-    client = httpx.Client(base_url=server.url)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         for _ in range(3):
-            client.post("/chat/completions", json=body([{"role": "user", "content": "x"}]))
-        assert any(t.name.startswith("dspex-lm-conn") for t in _server_threads())
+            conn.request("POST", "/v1/chat/completions", json.dumps(body(MESSAGES)))
+            reply = conn.getresponse()
+            assert (reply.status, reply.getheader("Connection")) == (200, None)
+            reply.read()
+        assert conn.sock is not None  # kept alive, now idle
+        assert _server_threads() != []
         server.stop()
+        assert conn.sock.recv(1) == b""  # the server closed it
         assert _server_threads() == []
         assert not server.running
     finally:
-        client.close()
+        conn.close()
+
+
+def test_close_connections_makes_clients_reconnect(lm_server: LocalLMServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", lm_server.port, timeout=10)
+    try:
+        conn.request("POST", "/v1/chat/completions", json.dumps(body(MESSAGES)))
+        conn.getresponse().read()
+        assert conn.sock is not None
+        lm_server.close_connections()
+        assert conn.sock.recv(1) == b""  # closed by the server while idle
+    finally:
+        conn.close()
+    with httpx.Client(base_url=lm_server.url) as client:
+        assert client.post("/chat/completions", json=body(MESSAGES)).status_code == 200
+    assert lm_server.stats().requests_total == 2
 
 
 def test_stop_interrupts_latency_wait(make_lm_server: Callable[..., LocalLMServer]) -> None:
@@ -322,3 +346,89 @@ def test_wait_for_stats_wakes_on_a_change_and_times_out(lm_server: LocalLMServer
     assert stats.requests_total == 1 and stats.requests[0]["messages"]
     thread.join(10.0)
     assert done.is_set()
+
+
+def _read_replies(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` whole replies (head and body) from a keep-alive socket."""
+    data = b""
+    replies: list[bytes] = []
+    while len(replies) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(data[:head_end].split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            if len(data) >= head_end + 4 + length:
+                replies.append(data[: head_end + 4 + length])
+                data = data[head_end + 4 + length :]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed after {len(replies)} replies"
+        data += chunk
+    return replies
+
+
+def test_pipelined_replies_keep_request_order(lm_server: LocalLMServer) -> None:
+    """The first request is held (a short hang); the two behind it still answer after it."""
+    lm_server.push_faults(Fault.hang(0.2))
+    requests = b""
+    for question in ("What is 1 + 1?", "What is 2 + 2?", "What is 3 + 3?"):
+        payload = json.dumps(body([{"role": "user", "content": question}])).encode()
+        requests += (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+    with socket.create_connection(("127.0.0.1", lm_server.port), timeout=10) as sock:
+        sock.sendall(requests)  # all three at once, on one connection
+        replies = _read_replies(sock, 3)
+    answers = [json.loads(r.split(b"\r\n\r\n", 1)[1])["choices"][0]["message"] for r in replies]
+    assert [a["content"] for a in answers] == ["2", "4", "6"]
+    assert lm_server.stats().faults == {"hang": 1}
+
+
+def test_a_blocking_responder_holds_up_only_its_own_request(
+    make_lm_server: Callable[..., LocalLMServer],
+) -> None:
+    release = threading.Event()
+
+    def responder(request: ChatRequest) -> str:
+        if request.last_user_text == "slow":
+            release.wait(20)
+        return request.last_user_text
+
+    server = make_lm_server(responder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(
+            httpx.post,
+            f"{server.url}/chat/completions",
+            json=body([{"role": "user", "content": "slow"}]),
+            timeout=30,
+        )
+        try:
+            server.wait_for_stats(lambda s: s.in_flight == 1)
+            fast = httpx.post(
+                f"{server.url}/chat/completions",
+                json=body([{"role": "user", "content": "fast"}]),
+                timeout=30,
+            )
+            assert fast.json()["choices"][0]["message"]["content"] == "fast"
+            assert not slow.done()
+        finally:
+            release.set()
+        assert slow.result(timeout=30).json()["choices"][0]["message"]["content"] == "slow"
+    assert server.stats().status(200) == 2
+
+
+def test_latency_applies_to_a_callable_responder(
+    make_lm_server: Callable[..., LocalLMServer],
+) -> None:
+    called_on: list[str] = []
+
+    def responder(request: ChatRequest) -> str:
+        called_on.append(threading.current_thread().name)
+        return "ok"
+
+    server = make_lm_server(responder, latency=0.2)
+    started = time.monotonic()
+    reply = httpx.post(f"{server.url}/chat/completions", json=body(MESSAGES), timeout=30)
+    assert time.monotonic() - started >= 0.2  # never early: the latency is a lower bound
+    assert reply.json()["choices"][0]["message"]["content"] == "ok"
+    assert [name.startswith("dspex-lm-responder-") for name in called_on] == [True]

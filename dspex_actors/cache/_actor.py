@@ -20,6 +20,7 @@ import cachetools
 import pykka
 
 from dspex_actors._errors import CacheError
+from dspex_actors._inbox import SimpleQueueInbox
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._types import LMResponse
 from supervision import Supervised
@@ -91,7 +92,7 @@ def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
     future.set_exception(exc_info=(type(error), error, error.__traceback__))
 
 
-class CacheActor(Supervised, pykka.ThreadingActor):
+class CacheActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
     """Holds the LM response cache of one ActorSystem (daemon thread, like the Clients)."""
 
     use_daemon_thread = True

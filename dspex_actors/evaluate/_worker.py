@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
+from dspex_actors._inbox import SimpleQueueInbox
 from supervision import Supervised
 
 __all__ = ["ExampleFailure"]
@@ -102,7 +103,7 @@ class _Exited(NamedTuple):
     error: BaseException | None
 
 
-class _Worker(Supervised, pykka.ThreadingActor):
+class _Worker(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
     """Runs ``fn(item)`` for each :class:`_Task` in a fresh copy of the caller's context."""
 
     def __init__(
@@ -119,12 +120,6 @@ class _Worker(Supervised, pykka.ThreadingActor):
         self._context = context
         self._outbox = outbox
         self._with_traceback = with_traceback
-
-    @staticmethod
-    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
-        # The C SimpleQueue fits pykka's inbox protocol (put/get/empty) and costs less per
-        # message than the default queue.Queue; one message per item makes that count.
-        return queue.SimpleQueue()
 
     def on_receive(self, message: Any) -> None:
         if not isinstance(message, _Task):

@@ -35,6 +35,7 @@ from dspex_actors._errors import (
     LMUnavailableError,
     MalformedResponseError,
 )
+from dspex_actors._inbox import SimpleQueueInbox
 from dspex_actors._version import __version__
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._limits import TokenBucket
@@ -181,7 +182,7 @@ def _succeed(future: pykka.ThreadingFuture[LMResponse], response: LMResponse) ->
         future.set(response)
 
 
-class ClientActor(Supervised, pykka.ThreadingActor):
+class ClientActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
     """Owns an LM's connection pool, breaker, concurrency cap, rate limit and counters.
 
     Its threads are daemon threads and the ActorSystem stops it from an atexit hook,

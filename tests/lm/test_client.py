@@ -33,6 +33,18 @@ Req = Callable[..., LMRequest]
 
 
 
+def test_counters_include_a_call_as_soon_as_it_returns(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    """A pool thread completes the caller's future itself, after queueing its bookkeeping."""
+    lm = LM("openai/local-model", api_base=lm_server.url, cache=False)
+    system = make_system(lm)
+    for done in range(1, 21):
+        system.request(req(f"call {done}"))
+        client = next(iter(system.stats()["clients"].values()))
+        assert (client["successes"], client["in_flight"]) == (done, 0)
+
+
 def test_success_round_trip(lm_server: LocalLMServer, make_system: MakeSystem, req: Req) -> None:
     lm = LM("openai/local-model", api_base=lm_server.url, api_key=SECRET, top_p=0.5)
     system = make_system(lm)

@@ -1,9 +1,16 @@
-"""SocketTransport against the real local server: success, keep-alive, error mapping."""
+"""SocketTransport against the real local server (and a local TLS server): success,
+keep-alive, error mapping."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -93,3 +100,89 @@ def test_unsupported_scheme_is_rejected() -> None:
     transport = SocketTransport()
     with pytest.raises(httpx.UnsupportedProtocol):
         transport.handle_request(httpx.Request("GET", "ftp://127.0.0.1/x"))
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    command = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", str(key), "-out", str(cert),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@needs_openssl
+def test_https_round_trips_on_one_tls_connection(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        accepted.append(1)
+        with server_context.wrap_socket(raw, server_side=True) as conn:
+            reader = conn.makefile("rb")
+            for reply in (b'{"n": 1}', b'{"n": 2}'):
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                reader.read(length)
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(reply)
+                conn.sendall(head + reply)
+            reader.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context(cafile=str(cert))
+    transport = SocketTransport(client_context)
+    url = f"https://127.0.0.1:{port}/v1/chat/completions"
+    timeouts = {"timeout": {"connect": 10.0, "read": 10.0}}
+    try:
+        for expected in (b'{"n": 1}', b'{"n": 2}'):
+            request = httpx.Request("POST", url, json=BODY, extensions=timeouts)
+            assert transport.handle_request(request).read() == expected
+    finally:
+        transport.close()
+        thread.join(10.0)
+        listener.close()
+    assert not thread.is_alive()
+    assert accepted == [1]  # both requests went over the one TLS connection
+
+
+@needs_openssl
+def test_https_with_an_untrusted_certificate_is_a_connect_error(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with contextlib.suppress(OSError), server_context.wrap_socket(raw, server_side=True):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    transport = SocketTransport(ssl.create_default_context())  # system CAs only
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions"
+    try:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            transport.handle_request(
+                httpx.Request("POST", url, json=BODY, extensions={"timeout": {"connect": 10.0}})
+            )
+    finally:
+        transport.close()
+        thread.join(10.0)
+        listener.close()
+    assert not thread.is_alive()

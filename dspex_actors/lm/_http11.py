@@ -66,6 +66,8 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._reader = sock.makefile("rb")
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
 
     def close(self) -> None:
         """Close the reader and the socket."""
@@ -80,9 +82,7 @@ class Connection:
         Checked before reusing it, as httpcore does: a request is never resent after an
         error, since the server may have received it.
         """
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        return bool(poller.poll(0))
+        return bool(self._poller.poll(0))
 
     def exchange(self, method: str, head: bytes, body: bytes) -> RawResponse:
         """Send one request and read its whole response."""

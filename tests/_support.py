@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from dspex_actors.lm import LMRequest
 
@@ -42,3 +42,13 @@ def run_concurrently(fn: Callable[[int], Any], count: int) -> list[Any]:
         thread.join(WAIT)
         assert not thread.is_alive(), "a caller hung"
     return results
+
+
+def read_request(reader: BinaryIO) -> bytes:
+    """Read one HTTP request from a server-side socket file; return its Content-Length body."""
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return reader.read(length)

@@ -12,6 +12,7 @@ import pytest
 
 from dspex_actors.lm._http11 import Connection, ProtocolError, RawResponse, encode_head
 from dspex_actors.lm._transport import SocketTransport
+from tests._support import read_request
 
 HEAD = encode_head("POST", "/v1/chat/completions", [(b"Host", b"x"), (b"Content-Length", b"2")])
 
@@ -156,12 +157,7 @@ def test_transport_decodes_gzip_and_maps_protocol_errors() -> None:
         conn, _ = listener.accept()
         with conn, conn.makefile("rb") as reader:
             for wire in replies:
-                length = 0
-                while (line := reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                reader.read(length)
+                read_request(reader)
                 conn.sendall(wire)
 
     thread = threading.Thread(target=serve, daemon=True)

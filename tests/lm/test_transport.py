@@ -17,6 +17,7 @@ import pytest
 
 from dspex_actors.lm._transport import SocketTransport
 from dspex_actors.testing import Fault, LocalLMServer
+from tests._support import read_request
 
 BODY = {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -102,8 +103,11 @@ def test_unsupported_scheme_is_rejected() -> None:
         transport.handle_request(httpx.Request("GET", "ftp://127.0.0.1/x"))
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1 made with the openssl command."""
+def _tls_server(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a throwaway certificate for 127.0.0.1, and that certificate.
+
+    Made with the openssl command.
+    """
     cert, key = directory / "cert.pem", directory / "key.pem"
     command = [
         "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -111,7 +115,9 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         "-keyout", str(key), "-out", str(cert),
     ]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=60)
-    return cert, key
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
 
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -119,9 +125,7 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="need
 
 @needs_openssl
 def test_https_round_trips_on_one_tls_connection(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
+    server_context, cert = _tls_server(tmp_path)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     accepted: list[int] = []
@@ -132,12 +136,7 @@ def test_https_round_trips_on_one_tls_connection(tmp_path: Path) -> None:
         with server_context.wrap_socket(raw, server_side=True) as conn:
             reader = conn.makefile("rb")
             for reply in (b'{"n": 1}', b'{"n": 2}'):
-                length = 0
-                while (line := reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                reader.read(length)
+                read_request(reader)
                 head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(reply)
                 conn.sendall(head + reply)
             reader.close()
@@ -162,9 +161,7 @@ def test_https_round_trips_on_one_tls_connection(tmp_path: Path) -> None:
 
 @needs_openssl
 def test_https_with_an_untrusted_certificate_is_a_connect_error(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
+    server_context, _ = _tls_server(tmp_path)
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:

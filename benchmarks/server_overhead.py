@@ -19,7 +19,9 @@ their own keep-alive connections by one selector-driven client thread (no client
 competing for the GIL) while the server holds each reply ``--latency``; the figure is
 the time from the first complete reply to the last, measured at the client. Writing 64
 requests takes the client itself a while, so the script also prints that, and the
-spread of the send-to-reply times (the part the server adds).
+spread of the send-to-reply times (the part the server adds). It also prints how much
+later than the configured latency a reply arrives on average, alone and 64 at once:
+the benchmarks' physical limits count the latency only.
 
     python benchmarks/server_overhead.py [--requests 2000] [--rounds 5] [--concurrent 64]
                                          [--latency 0.05]
@@ -176,6 +178,8 @@ class Spread(NamedTuple):
     """First request written to last (the client's own share of ``replies``)."""
     held: float
     """Longest minus shortest send-to-reply time: what the server adds to the spread."""
+    wait: float
+    """Mean send-to-reply time (the held latency plus what the server adds to it)."""
 
 
 def simultaneous_round(socks: Sequence[socket.socket], bodies: Sequence[bytes]) -> Spread:
@@ -218,6 +222,7 @@ def simultaneous_round(socks: Sequence[socket.socket], bodies: Sequence[bytes]) 
         (max(done.values()) - min(done.values())) * 1e3,
         (max(sent.values()) - min(sent.values())) * 1e3,
         (max(waits) - min(waits)) * 1e3,
+        statistics.mean(waits) * 1e3,
     )
 
 
@@ -277,9 +282,17 @@ def main() -> None:
             cost = cpu_per_request(server.pid, server.port, bodies, args.rounds)
             print(describe(f"LocalLMServer, {kind} prompt", cost, floor))
         server.set_latency(args.latency, 0.0)
+        alone = reply_spread(server.port, 1, args.rounds * 10)
         spread = reply_spread(server.port, args.concurrent, args.rounds)
+    latency_ms = args.latency * 1e3
     print(
-        f"{args.concurrent} simultaneous DSPy requests at {args.latency * 1e3:g} ms latency, "
+        f"reply time over the {latency_ms:g} ms latency (send to complete reply, at the "
+        f"client; the benchmarks' physical limit assumes 0): one request at a time "
+        f"{alone.wait - latency_ms:.2f} ms, {args.concurrent} at once "
+        f"{spread.wait - latency_ms:.2f} ms"
+    )
+    print(
+        f"{args.concurrent} simultaneous DSPy requests at {latency_ms:g} ms latency, "
         f"median of {args.rounds}:\n"
         f"  replies first to last {spread.replies:5.2f} ms  (the client's sends took "
         f"{spread.sends:.2f} ms; server-added spread of send-to-reply times "

@@ -4,9 +4,9 @@ from dspex_actors.cache._actor import (
     Abandon,
     CacheActor,
     CacheOptions,
+    Fetch,
+    FetchTicket,
     GetCacheStats,
-    Lookup,
-    LookupResult,
     Store,
 )
 from dspex_actors.cache._key import cache_key
@@ -17,9 +17,9 @@ __all__ = [
     "Abandon",
     "CacheActor",
     "CacheOptions",
+    "Fetch",
+    "FetchTicket",
     "GetCacheStats",
-    "Lookup",
-    "LookupResult",
     "SQLiteTier",
     "Store",
     "cache_key",

@@ -21,13 +21,15 @@ DEAD_ACTOR_GRACE_SECONDS = 2.0
 
 def wait_reply(
     future: pykka.Future[T],
-    actor: pykka.ActorRef[Any],
+    actor: pykka.ActorRef[Any] | Callable[[], pykka.ActorRef[Any]],
     unavailable: Callable[[], BaseException],
 ) -> T:
     """The future's value (or its exception), raising ``unavailable()`` if ``actor`` dies.
 
-    The actor completes (or fails) every future it handed out before its thread ends;
-    the grace period covers the gap between it being marked stopped and its ``on_stop``.
+    ``actor`` is the actor the reply depends on, or a callable naming it when that
+    changes while waiting (a Cache that forwards the call to a Client). The actor
+    completes (or fails) every future it holds before its thread ends; the grace period
+    covers the gap between it being marked stopped and its ``on_stop``.
     """
     dead_since: float | None = None
     while True:
@@ -35,7 +37,9 @@ def wait_reply(
             return future.get(timeout=POLL_SECONDS)
         except pykka.Timeout:
             pass
-        if actor.is_alive():
+        watched = actor if isinstance(actor, pykka.ActorRef) else actor()
+        if watched.is_alive():
+            dead_since = None
             continue
         now = time.monotonic()
         if dead_since is None:

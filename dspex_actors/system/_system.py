@@ -26,15 +26,21 @@ from dspex_actors.cache._actor import (
     Abandon,
     CacheActor,
     CacheOptions,
+    Fetch,
+    FetchTicket,
     GetCacheStats,
-    Lookup,
-    LookupResult,
     Store,
 )
 from dspex_actors.cache._key import cache_key
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._breaker import EndpointBreaker
-from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, call_client
+from dspex_actors.lm._client import (
+    ClientActor,
+    ClientOptions,
+    GetClientStats,
+    Submit,
+    call_client,
+)
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._types import LMRequest, LMResponse
 from dspex_actors.lm._wait import wait_reply
@@ -314,22 +320,25 @@ class ActorSystem:
             logger.debug("started the Client actor for %s at %s", lm.model, lm.endpoint)
             return handle
 
-    def _call_client(self, lm: LM, request: LMRequest) -> LMResponse:
+    def _client_ref(self, lm: LM) -> pykka.ActorRef[Any]:
+        """The current ref of ``lm``'s Client actor (waits for a restart in progress)."""
+        try:
+            return self._client(lm).ref(timeout=CHILD_REF_TIMEOUT)
+        except ChildUnavailableError as exc:
+            raise LMUnavailableError(
+                f"the Client actor for {lm.model} at {lm.endpoint} is unavailable: {exc}",
+                model=lm.model,
+                endpoint=lm.endpoint,
+            ) from None
+
+    def _call_client(self, lm: LM, request: LMRequest, *, attempts: int = 2) -> LMResponse:
         """Call ``lm``'s Client; a call cut off by a Client crash is retried once."""
-        for attempt in (1, 2):
-            handle = self._client(lm)
-            try:
-                ref = handle.ref(timeout=CHILD_REF_TIMEOUT)
-            except ChildUnavailableError as exc:
-                raise LMUnavailableError(
-                    f"the Client actor for {lm.model} at {lm.endpoint} is unavailable: {exc}",
-                    model=lm.model,
-                    endpoint=lm.endpoint,
-                ) from None
+        for attempt in range(1, attempts + 1):
+            ref = self._client_ref(lm)
             try:
                 return call_client(ref, request, model=lm.model, endpoint=lm.endpoint)
             except LMUnavailableError:
-                if attempt == 2 or not self.running:
+                if attempt == attempts or not self.running:
                     raise
                 logger.warning(
                     "the Client actor for %s stopped during a call; retrying once", lm.model
@@ -363,47 +372,101 @@ class ActorSystem:
             return None
 
     def _cached_call(self, lm: LM, request: LMRequest) -> LMResponse:
+        """One call through the Cache actor: a hit, a wait on an identical call, or a lead.
+
+        The caller tells the Cache a Fetch and waits on its own reply future; on a lead
+        the Cache tells the Client to start the call with that same future, so a miss
+        costs one message more than a plain Client call, not a round trip.
+        """
+        cache = self._cache_ref()
+        if cache is None:
+            return self._call_client(lm, request)
+        client = self._client_ref(lm)
         key = cache_key(lm.model, request)
-        ref = self._cache_ref()
-        if ref is None:
-            return self._call_client(lm, request)
-        try:
-            found: LookupResult = ref.ask(Lookup(key), block=True, timeout=ASK_TIMEOUT)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            logger.warning("cache lookup failed; calling the LM directly")
-            return self._call_client(lm, request)
-        if found.kind == "hit":
-            assert found.response is not None
-            return found.response
-        if found.kind == "follow":
-            assert found.future is not None
+        reply = pykka.ThreadingFuture[LMResponse]()
+        ticket = FetchTicket()
+
+        def start() -> None:  # on the Cache's thread, when this caller leads
             try:
-                return wait_reply(
-                    found.future, ref, lambda: CacheError("the Cache actor stopped")
-                )
-            except CacheError:
-                return self._call_client(lm, request)
+                client.tell(Submit(request, reply))
+            except pykka.ActorDeadError:
+                gone = self._client_gone(lm, "stopped before taking the call")
+                reply.set_exception(exc_info=(type(gone), gone, None))
+
         try:
-            response = self._call_client(lm, request)
+            cache.tell(Fetch(key, start, reply, ticket))
+        except pykka.ActorDeadError:
+            logger.warning("cache unavailable (the Cache actor stopped); calling the LM directly")
+            return self._call_client(lm, request)
+        try:
+            response = wait_reply(
+                reply,
+                lambda: client if ticket.role == "lead" else cache,
+                lambda: (
+                    self._client_gone(lm, "stopped while the call was in flight")
+                    if ticket.role == "lead"
+                    else CacheError("the Cache actor stopped")
+                ),
+            )
+        except CacheError:  # the Cache stopped before it answered or while this one followed
+            return self._call_client(lm, request)
         except BaseException as exc:
-            shared: BaseException = exc
-            if not isinstance(exc, Exception):
-                shared = LMUnavailableError(
-                    f"the identical call this one was waiting for was interrupted ({exc!r})",
-                    model=lm.model,
-                    endpoint=lm.endpoint,
-                )
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(Abandon(key, shared))
-            raise
+            if ticket.role in ("hit", "follow"):
+                raise
+            response = self._lead_failed(lm, request, exc, key=key, cache=cache, ticket=ticket)
+        if ticket.role == "lead":
+            self._store(cache, key, response)
+        return response
+
+    def _lead_failed(
+        self,
+        lm: LM,
+        request: LMRequest,
+        exc: BaseException,
+        *,
+        key: str,
+        cache: pykka.ActorRef[Any],
+        ticket: FetchTicket,
+    ) -> LMResponse:
+        """The leader's call failed: retry once if its Client crashed, else tell followers.
+
+        Also reached when the caller gives up (Ctrl-C) before the Cache answered: the
+        Abandon then counts only if that Fetch did make it the leader.
+        """
+        if ticket.role == "lead" and isinstance(exc, LMUnavailableError) and self.running:
+            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
+            try:
+                return self._call_client(lm, request, attempts=1)
+            except BaseException as retry_exc:
+                exc = retry_exc
+        shared: BaseException = exc
+        if not isinstance(exc, Exception):
+            shared = LMUnavailableError(
+                f"the identical call this one was waiting for was interrupted ({exc!r})",
+                model=lm.model,
+                endpoint=lm.endpoint,
+            )
+        with contextlib.suppress(pykka.ActorDeadError):
+            cache.tell(Abandon(key, shared, ticket))
+        raise exc
+
+    def _store(self, cache: pykka.ActorRef[Any], key: str, response: LMResponse) -> None:
+        """Hand a leader's response to the Cache (durable first when there is a file)."""
         try:
             if self.cache_options.cache_dir is None:
-                ref.tell(Store(key, response))
-            else:  # durable before the caller gets the result
-                ref.ask(Store(key, response), timeout=ASK_TIMEOUT)
+                cache.tell(Store(key, response))
+            else:
+                cache.ask(Store(key, response), timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
             logger.warning("could not store a response in the cache (Cache actor down)")
-        return response
+
+    @staticmethod
+    def _client_gone(lm: LM, detail: str) -> LMUnavailableError:
+        return LMUnavailableError(
+            f"the Client actor for {lm.model} at {lm.endpoint} {detail}",
+            model=lm.model,
+            endpoint=lm.endpoint,
+        )
 
     # -- introspection -----------------------------------------------------------------
 

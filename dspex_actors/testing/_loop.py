@@ -20,6 +20,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import select as select_module
 import selectors
 import socket
 import threading
@@ -193,6 +194,7 @@ class EventLoop(Generic[T]):
 
     def _run(self) -> None:
         select = self._selector.select
+        selector_fd = [self._selector.fileno()]
         try:
             while not self._stopping:
                 if self._ready:
@@ -201,6 +203,12 @@ class EventLoop(Generic[T]):
                     timeout = max(0.0, self._held[0][0] - time.monotonic())
                 else:
                     timeout = None
+                if timeout:
+                    # epoll rounds a timeout up to whole milliseconds, which would release
+                    # held replies up to 1 ms late; select() on the epoll fd keeps
+                    # microseconds.
+                    select_module.select(selector_fd, [], [], timeout)
+                    timeout = 0.0
                 events = select(timeout)
                 now = time.monotonic()
                 for key, mask in events:

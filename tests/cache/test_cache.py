@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pykka
 import pytest
 
 from dspex_actors import CacheError, LMHTTPStatusError, LMTimeoutError
-from dspex_actors.cache import CACHE_FILENAME, SQLiteTier, cache_key
+from dspex_actors.cache import (
+    CACHE_FILENAME,
+    Abandon,
+    CacheActor,
+    CacheOptions,
+    Fetch,
+    FetchTicket,
+    GetCacheStats,
+    SQLiteTier,
+    Store,
+    cache_key,
+)
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import Fault, LocalLMServer
@@ -234,3 +248,71 @@ def test_cache_actor_crash_is_restarted_and_calls_continue(
     system.request(req("before"))
     assert system.request(req("before")).cached
     assert lm_server.stats().requests_total == 3
+
+
+def _cache_actor() -> pykka.ActorRef[Any]:
+    return CacheActor.start(CacheOptions())
+
+
+def test_a_caller_that_gives_up_before_knowing_its_role_still_releases_followers() -> None:
+    """An Abandon with a ticket counts only if that Fetch made the caller the leader."""
+    cache = _cache_actor()
+    try:
+        started = threading.Event()
+        lead, follow = FetchTicket(), FetchTicket()
+        lead_reply = pykka.ThreadingFuture[LMResponse]()
+        follow_reply = pykka.ThreadingFuture[LMResponse]()
+        cache.tell(Fetch("k", started.set, lead_reply, lead))
+        cache.tell(Fetch("k", lambda: None, follow_reply, follow))
+        cache.tell(Abandon("k", RuntimeError("the follower gave up"), follow))
+        assert cache.ask(GetCacheStats(), timeout=WAIT)["in_flight_keys"] == 1
+        assert (lead.role, follow.role) == ("lead", "follow")
+        assert started.is_set()
+
+        cache.tell(Abandon("k", CacheError("the leader was interrupted"), lead))
+        with pytest.raises(CacheError, match="leader was interrupted"):
+            follow_reply.get(timeout=WAIT)
+        stats = cache.ask(GetCacheStats(), timeout=WAIT)
+        assert (stats["in_flight_keys"], stats["misses"], stats["coalesced"]) == (0, 1, 1)
+    finally:
+        cache.stop()
+
+
+def test_a_failing_start_fails_the_leaders_reply() -> None:
+    def start() -> None:
+        raise ValueError("could not start the call")
+
+    cache = _cache_actor()
+    try:
+        ticket = FetchTicket()
+        reply = pykka.ThreadingFuture[LMResponse]()
+        cache.tell(Fetch("k", start, reply, ticket))
+        with pytest.raises(ValueError, match="could not start"):
+            reply.get(timeout=WAIT)
+        assert ticket.role == "lead"
+        assert cache.is_alive()
+    finally:
+        cache.stop()
+
+
+def test_cached_responses_add_nothing_for_the_garbage_collector_to_scan() -> None:
+    """Entries are plain tuples, untracked by the GC: a big cache adds nothing to a collection."""
+    cache = _cache_actor()
+    try:
+        count = 2000
+        gc.collect()
+        before = len(gc.get_objects())
+        for i in range(count):
+            response = LMResponse((f"answer {i}",), {"total_tokens": i}, "m", ("stop",))
+            cache.tell(Store(f"key {i}", response))
+        assert cache.ask(GetCacheStats(), timeout=WAIT)["size"] == count
+        gc.collect()  # the inner tuples stop being tracked,
+        gc.collect()  # then the entries that hold them
+        added = len(gc.get_objects()) - before
+        assert added < count // 4, f"{added} objects tracked for {count} cached responses"
+        reply = pykka.ThreadingFuture[LMResponse]()
+        cache.tell(Fetch("key 7", lambda: None, reply, FetchTicket()))
+        hit = reply.get(timeout=WAIT)
+        assert (hit.texts, hit.usage, hit.cached) == (("answer 7",), {"total_tokens": 7}, True)
+    finally:
+        cache.stop()

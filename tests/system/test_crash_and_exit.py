@@ -64,6 +64,28 @@ def test_client_crash_mid_traffic_is_restarted(
     assert system.request(req("after the crash", cache=False)).texts
 
 
+def test_client_crash_during_a_cached_call_retries_once_for_leader_and_followers(
+    make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem, req: Req
+) -> None:
+    """The Cache started the leader's call on the Client; the leader retries it once."""
+    server = make_lm_server(latency=0.3)
+    lm = LM("openai/local-model", api_base=server.url)
+    system = make_system(lm)
+    old = system.client_handle(lm).ref()
+    threads, results = start_callers(lambda i: system.request(req("the same question")), 4)
+    server.wait_for_stats(lambda s: s.in_flight >= 1, WAIT)
+    old.tell(object())  # an unknown message crashes the Client actor
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive(), "a caller hung after the crash"
+    assert all(isinstance(r, LMResponse) for r in results), results
+    assert len({r.texts for r in results}) == 1
+    assert server.stats().requests_total == 2  # the one cut off, and the leader's retry
+    cache = system.stats()["cache"]
+    assert (cache["misses"], cache["stores"], cache["in_flight_keys"]) == (1, 1, 0)
+    assert system.request(req("the same question")).cached
+
+
 def test_crash_fails_pending_calls_with_a_clear_error(
     make_lm_server: Callable[..., LocalLMServer], req: Req
 ) -> None:

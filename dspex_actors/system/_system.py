@@ -381,15 +381,19 @@ class ActorSystem:
         cache = self._cache_ref()
         if cache is None:
             return self._call_client(lm, request)
-        client = self._client_ref(lm)
+        client = self._client(lm)  # started here on first use, never on the Cache's thread
         key = cache_key(lm.model, request)
         reply = pykka.ThreadingFuture[LMResponse]()
         ticket = FetchTicket()
+        forwarded: list[pykka.ActorRef[Any]] = []
 
-        def start() -> None:  # on the Cache's thread, when this caller leads
+        def start() -> None:  # on the Cache's thread, when this caller leads: must not block
             try:
-                client.tell(Submit(request, reply))
-            except pykka.ActorDeadError:
+                ref = client.ref(timeout=0.0)
+                forwarded.append(ref)
+                ref.tell(Submit(request, reply))
+            except (ChildUnavailableError, pykka.ActorDeadError):
+                # The leader hears of it and retries once, waiting for a restarting Client.
                 gone = self._client_gone(lm, "stopped before taking the call")
                 reply.set_exception(exc_info=(type(gone), gone, None))
 
@@ -401,7 +405,7 @@ class ActorSystem:
         try:
             response = wait_reply(
                 reply,
-                lambda: client if ticket.role == "lead" else cache,
+                lambda: forwarded[0] if forwarded else cache,
                 lambda: (
                     self._client_gone(lm, "stopped while the call was in flight")
                     if ticket.role == "lead"

@@ -7,7 +7,9 @@ Prints, one figure per line:
   with the client CPU per example (when N x CPU exceeds the limit, the run is CPU-bound
   in the LM stack, not waiting on the server), next to the same-run floors: a raw
   ``http.client`` loop on T threads (what the server and the network allow) and the
-  executor alone running ``time.sleep(L)``;
+  executor alone running ``time.sleep(L)``, and Evaluate(Predict) with the LM's
+  ``cache=False`` (the Cache actor out of the path: two thread hand-offs per example
+  fewer, which shows what each hand-off costs at this load);
 - the per-example overhead at L = 0: the executor alone, Evaluate around a trivial
   program, and Evaluate(Predict) per example against a plain sequential Predict loop
   (target <= 300 us; DSPy: about 1.2-1.4 ms per example), and Evaluate(Predict) over
@@ -109,20 +111,29 @@ def executor_wall(fn: Callable[[int], Any], n: int, threads: int) -> tuple[float
 def limit_ratios(quick: bool) -> None:
     latency = 0.05
     configs = [(200, 16), (400, 64)] if quick else [(200, 16), (2000, 64)]
-    with ServerProcess("default", latency=latency) as server, ActorSystem(lm=make_lm(server)):
-        for n, threads in configs:
-            limit = math.ceil(n / threads) * latency
-            evaluate_wall(threads * 2, threads)  # warm up: Client actor, connection pool
-            wall, cpu = min(evaluate_wall(n, threads) for _ in range(2))
-            raw = min(raw_http_wall(server.url, n, threads) for _ in range(2))
-            sleep, _ = executor_wall(lambda _: time.sleep(latency), n, threads)
-            print(
-                f"N={n} threads={threads} L={latency * 1000:.0f}ms: Evaluate(Predict) "
-                f"wall/limit = {wall / limit:.3f} ({wall:.3f}s / {limit:.3f}s; "
-                f"client CPU {cpu / n * 1e6:.0f} us/example)   "
-                f"[same-run floors: raw http.client {raw / limit:.3f}, "
-                f"executor+sleep(L) {sleep / limit:.3f}]"
-            )
+    with ServerProcess("default", latency=latency) as server:
+        uncached = ActorSystem(lm=make_lm(server).copy(cache=False)).start()
+        try:
+            with ActorSystem(lm=make_lm(server)):
+                for n, threads in configs:
+                    limit = math.ceil(n / threads) * latency
+                    evaluate_wall(threads * 2, threads)  # warm up: Client actor, connections
+                    wall, cpu = min(evaluate_wall(n, threads) for _ in range(2))
+                    raw = min(raw_http_wall(server.url, n, threads) for _ in range(2))
+                    sleep, _ = executor_wall(lambda _: time.sleep(latency), n, threads)
+                    with uncached:  # the same without the Cache actor: two hand-offs fewer
+                        evaluate_wall(threads * 2, threads)
+                        no_cache = min(evaluate_wall(n, threads)[0] for _ in range(2))
+                    print(
+                        f"N={n} threads={threads} L={latency * 1000:.0f}ms: Evaluate(Predict) "
+                        f"wall/limit = {wall / limit:.3f} ({wall:.3f}s / {limit:.3f}s; "
+                        f"client CPU {cpu / n * 1e6:.0f} us/example)   "
+                        f"[same-run floors: raw http.client {raw / limit:.3f}, "
+                        f"executor+sleep(L) {sleep / limit:.3f}; "
+                        f"Evaluate(Predict) with cache=False {no_cache / limit:.3f}]"
+                    )
+        finally:
+            uncached.stop()
 
 
 def overheads(quick: bool) -> None:

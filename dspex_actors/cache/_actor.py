@@ -17,7 +17,6 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 
 import cachetools
@@ -25,6 +24,7 @@ import pykka
 
 from dspex_actors._errors import CacheError
 from dspex_actors._inbox import SimpleQueueInbox
+from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._types import LMResponse
 from supervision import Supervised
@@ -129,7 +129,7 @@ def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
     future.set_exception(exc_info=(type(error), error, error.__traceback__))
 
 
-class CacheActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
+class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Holds the LM response cache of one ActorSystem (daemon thread, like the Clients)."""
 
     use_daemon_thread = True
@@ -255,19 +255,6 @@ class CacheActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
             "in_flight_keys": len(self._waiting),
             "persistent": None if self._tier is None else str(self._tier.path),
         }
-
-    def on_stop(self) -> None:
-        self._shutdown("stopped")
-        super().on_stop()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._shutdown("crashed")
-        super().on_failure(exception_type, exception_value, traceback)
 
     def _shutdown(self, how: str) -> None:
         """Release waiting followers (they fall back to calling the LM) and close the file."""

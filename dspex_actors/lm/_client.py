@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, NamedTuple
 
 import httpx
@@ -36,6 +35,7 @@ from dspex_actors._errors import (
     MalformedResponseError,
 )
 from dspex_actors._inbox import SimpleQueueInbox
+from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._version import __version__
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._limits import TokenBucket
@@ -48,7 +48,14 @@ from dspex_actors.lm._wait import wait_reply
 from dspex_actors.lm._workers import WorkerPool
 from supervision import Supervised
 
-__all__ = ["ClientActor", "ClientOptions", "GetClientStats", "Submit", "call_client"]
+__all__ = [
+    "ClientActor",
+    "ClientOptions",
+    "GetClientStats",
+    "Submit",
+    "call_client",
+    "client_unavailable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +189,7 @@ def _succeed(future: pykka.ThreadingFuture[LMResponse], response: LMResponse) ->
         future.set(response)
 
 
-class ClientActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
+class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Owns an LM's connection pool, breaker, concurrency cap, rate limit and counters.
 
     Its threads are daemon threads and the ActorSystem stops it from an atexit hook,
@@ -479,19 +486,6 @@ class ClientActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
             "breaker": self.breaker.snapshot(),
         }
 
-    def on_stop(self) -> None:
-        self._shutdown("stopped")
-        super().on_stop()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._shutdown("crashed")
-        super().on_failure(exception_type, exception_value, traceback)
-
     def _shutdown(self, how: str) -> None:
         """Fail every pending call promptly, then release threads and connections."""
         self._stopping = True
@@ -512,6 +506,13 @@ class ClientActor(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
         self._pool.shutdown(timeout=SHUTDOWN_JOIN_SECONDS)
 
 
+def client_unavailable(model: str, endpoint: str, detail: str) -> LMUnavailableError:
+    """The error of a call its Client actor dropped: ``detail`` says when (stopped ...)."""
+    return LMUnavailableError(
+        f"the Client actor for {model} at {endpoint} {detail}", model=model, endpoint=endpoint
+    )
+
+
 def call_client(
     ref: pykka.ActorRef[Any],
     request: LMRequest,
@@ -524,17 +525,13 @@ def call_client(
     Never hangs on a dead actor: a stop or crash before or during the call becomes
     :class:`LMUnavailableError`.
     """
-
-    def unavailable(detail: str) -> LMUnavailableError:
-        return LMUnavailableError(
-            f"the Client actor for {model} at {endpoint} {detail}",
-            model=model,
-            endpoint=endpoint,
-        )
-
     reply = pykka.ThreadingFuture[LMResponse]()
     try:
         ref.tell(Submit(request, reply))
     except pykka.ActorDeadError:
-        raise unavailable("stopped before taking the call") from None
-    return wait_reply(reply, ref, lambda: unavailable("stopped while the call was in flight"))
+        raise client_unavailable(model, endpoint, "stopped before taking the call") from None
+    return wait_reply(
+        reply,
+        ref,
+        lambda: client_unavailable(model, endpoint, "stopped while the call was in flight"),
+    )

@@ -40,6 +40,7 @@ from dspex_actors.lm._client import (
     GetClientStats,
     Submit,
     call_client,
+    client_unavailable,
 )
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._types import LMRequest, LMResponse
@@ -394,7 +395,7 @@ class ActorSystem:
                 ref.tell(Submit(request, reply))
             except (ChildUnavailableError, pykka.ActorDeadError):
                 # The leader hears of it and retries once, waiting for a restarting Client.
-                gone = self._client_gone(lm, "stopped before taking the call")
+                gone = client_unavailable(lm.model, lm.endpoint, "stopped before taking the call")
                 reply.set_exception(exc_info=(type(gone), gone, None))
 
         try:
@@ -407,7 +408,9 @@ class ActorSystem:
                 reply,
                 lambda: forwarded[0] if forwarded else cache,
                 lambda: (
-                    self._client_gone(lm, "stopped while the call was in flight")
+                    client_unavailable(
+                        lm.model, lm.endpoint, "stopped while the call was in flight"
+                    )
                     if ticket.role == "lead"
                     else CacheError("the Cache actor stopped")
                 ),
@@ -463,14 +466,6 @@ class ActorSystem:
                 cache.ask(Store(key, response), timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
             logger.warning("could not store a response in the cache (Cache actor down)")
-
-    @staticmethod
-    def _client_gone(lm: LM, detail: str) -> LMUnavailableError:
-        return LMUnavailableError(
-            f"the Client actor for {lm.model} at {lm.endpoint} {detail}",
-            model=lm.model,
-            endpoint=lm.endpoint,
-        )
 
     # -- introspection -----------------------------------------------------------------
 

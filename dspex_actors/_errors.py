@@ -112,6 +112,14 @@ class LMConnectionError(LMError):
     """The connection could not be made, or was dropped before a full reply."""
 
 
+class LMTLSError(LMConnectionError):
+    """The server's TLS certificate was not trusted (or the handshake failed).
+
+    A configuration problem, not an outage: not retried, not counted by the breaker.
+    Pass ``LM(verify="/path/ca.pem")`` for a private CA.
+    """
+
+
 class CircuitOpenError(LMError):
     """The endpoint's circuit breaker is open: the call failed fast, nothing was sent."""
 

@@ -12,7 +12,7 @@ from dspex_actors._errors import AdapterParseError
 from dspex_actors.signatures import FieldInfo, Signature, annotation_name, json_schema
 
 if TYPE_CHECKING:
-    from dspex_actors.lm._types import LMResponse
+    from dspex_actors._types import LMResponse
 
 __all__ = [
     "RequestFn",

@@ -34,7 +34,7 @@ from dspex_actors.signatures import (
 )
 
 if TYPE_CHECKING:
-    from dspex_actors.lm._types import LMResponse
+    from dspex_actors._types import LMResponse
 
 __all__ = ["ChatAdapter"]
 

@@ -29,7 +29,7 @@ from dspex_actors.signatures import (
 )
 
 if TYPE_CHECKING:
-    from dspex_actors.lm._types import LMResponse
+    from dspex_actors._types import LMResponse
 
 __all__ = ["JSON_RESPONSE_FORMAT", "JSONAdapter"]
 

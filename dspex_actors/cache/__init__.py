@@ -1,11 +1,9 @@
 """The Cache actor: an in-memory cachetools cache with single flight and a SQLite tier."""
 
 from dspex_actors.cache._actor import (
-    Abandon,
     CacheActor,
     CacheOptions,
     Fetch,
-    FetchTicket,
     GetCacheStats,
     Store,
 )
@@ -14,11 +12,9 @@ from dspex_actors.cache._sqlite import CACHE_FILENAME, SQLiteTier
 
 __all__ = [
     "CACHE_FILENAME",
-    "Abandon",
     "CacheActor",
     "CacheOptions",
     "Fetch",
-    "FetchTicket",
     "GetCacheStats",
     "SQLiteTier",
     "Store",

@@ -1,40 +1,40 @@
 """The Cache actor: a cachetools cache owned by one thread, single flight, SQLite tier.
 
 cachetools caches are not thread-safe; here only the actor's thread touches the cache.
-A caller *tells* a :class:`Fetch` and waits on its own reply future: a hit completes it
-with a fresh copy; a miss with an identical request already in flight parks it until
-that request's leader reports (so N identical concurrent misses send one request); any
-other miss makes the caller the leader, and the Cache starts the LM call for it at once
-(the caller's ``start`` callable, e.g. a tell to the Client actor with the same reply
-future), which saves the caller a round trip. The leader reports back with Store or
-Abandon. Failures are never cached.
+A caller *tells* a :class:`Fetch` and waits on its own reply future. The Cache owns single
+flight end to end: a hit completes the reply with a fresh copy; a miss with an identical
+request in flight parks the reply with that request's; any other miss makes the Cache
+submit the request to the LM's Client actor, addressed back to itself
+(:class:`~dspex_actors._types.ReplyTo`). When the outcome arrives in its mailbox
+(:class:`~dspex_actors._types.Answered`) it stores a success (in the SQLite tier first,
+when there is one, so it is durable before anyone sees it) and completes every parked
+reply. Failures are never cached. Every reply future is completed here, on this thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import queue
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import cachetools
 import pykka
 
-from dspex_actors._errors import CacheError
-from dspex_actors._inbox import SimpleQueueInbox
+from dspex_actors._errors import CacheError, LMUnavailableError
 from dspex_actors._lifecycle import ShutdownOnExit
+from dspex_actors._types import Answered, LMRequest, LMResponse, ReplyTo, Submit
 from dspex_actors.cache._sqlite import SQLiteTier
-from dspex_actors.lm._types import LMResponse
 from supervision import Supervised
 
 __all__ = [
-    "Abandon",
     "CacheActor",
     "CacheOptions",
+    "ClientGone",
     "Fetch",
-    "FetchTicket",
     "GetCacheStats",
     "Store",
 ]
@@ -51,53 +51,35 @@ class CacheOptions:
     cache_dir: str | Path | None = None
 
 
-@dataclasses.dataclass(slots=True)
-class FetchTicket:
-    """What the Cache made of one :class:`Fetch`, written on the Cache's thread.
-
-    ``role`` is "" until the Cache has handled the Fetch, then "hit", "follow" or
-    "lead". The caller reads it once its reply future is settled (or while waiting, to
-    know which actor the reply now depends on).
-    """
-
-    role: str = ""
-
-
 class Fetch(NamedTuple):
-    """Tell: answer ``key`` into ``reply``, from the cache or by starting the call.
+    """Tell: answer ``request`` (cache key ``key``) into ``reply``.
 
-    On a miss that makes the caller the leader, the Cache calls ``start()`` on its own
-    thread (it must not block: a tell); ``start`` is responsible for ``reply`` from then
-    on. An exception from ``start`` fails ``reply`` with it.
+    On a miss the Cache submits the request to ``client`` (the LM's Client actor), unless
+    an identical call is already in flight.
     """
 
     key: str
-    start: Callable[[], None]
+    request: LMRequest
+    client: pykka.ActorRef[Any]
     reply: pykka.ThreadingFuture[LMResponse]
-    ticket: FetchTicket
+
+
+class ClientGone(NamedTuple):
+    """Tell (from a waiting caller): the Client actor ``key``'s call was submitted to has
+    died without answering (its last messages can be dropped); fail that call's waiters.
+
+    Acted on only if the call in flight for ``key`` was indeed submitted to an actor that
+    is dead, so a late or repeated notice is harmless.
+    """
+
+    key: str
 
 
 class Store(NamedTuple):
-    """From a leader: remember ``response``.
-
-    Asked when there is a persistent tier (the reply comes once the row is durable),
-    told otherwise (nothing to wait for: followers are completed either way).
-    """
+    """Ask: remember ``response`` under ``key`` (for tools and tests; calls store by themselves)."""
 
     key: str
     response: LMResponse
-
-
-class Abandon(NamedTuple):
-    """Tell (from a leader): the call failed; followers get ``error``, nothing is cached.
-
-    With ``ticket`` (a caller that gave up before it knew its role), it only counts if
-    that Fetch made the caller the leader; a follower's reply is just dropped.
-    """
-
-    key: str
-    error: BaseException
-    ticket: FetchTicket | None = None
 
 
 class GetCacheStats(NamedTuple):
@@ -119,17 +101,18 @@ def _entry(response: LMResponse) -> _Entry:
     return (tuple(response.texts), usage, response.model, tuple(response.finish_reasons))
 
 
-def _response(entry: _Entry) -> LMResponse:
-    """A fresh response from an entry, marked as cached (the caller owns it)."""
+def _response(entry: _Entry, *, cached: bool = True) -> LMResponse:
+    """A fresh response from an entry (the caller owns it); ``cached``: no request of its own."""
     texts, usage, model, finish_reasons = entry
-    return LMResponse(texts, dict(usage), model, finish_reasons, cached=True)
+    return LMResponse(texts, dict(usage), model, finish_reasons, cached=cached)
 
 
 def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    future.set_exception(exc_info=(type(error), error, error.__traceback__))
+    with contextlib.suppress(queue.Full):  # a future is completed once
+        future.set_exception(exc_info=(type(error), error, error.__traceback__))
 
 
-class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
+class CacheActor(ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Holds the LM response cache of one ActorSystem (daemon thread, like the Clients)."""
 
     use_daemon_thread = True
@@ -143,6 +126,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             else cachetools.LRUCache(options.maxsize)
         )
         self._waiting: dict[str, list[pykka.ThreadingFuture[LMResponse]]] = {}
+        self._submitted_to: dict[str, pykka.ActorRef[Any]] = {}
         self._tier: SQLiteTier | None = None
         self.counters = {
             "hits": 0,
@@ -166,49 +150,64 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         if isinstance(message, Fetch):
             self._fetch(message)
             return None
+        if isinstance(message, Answered):
+            self._answered(message)
+            return None
+        if isinstance(message, ClientGone):
+            self._client_gone(message.key)
+            return None
         if isinstance(message, Store):
             self._store(message.key, message.response)
-            return None
-        if isinstance(message, Abandon):
-            self._abandon(message)
             return None
         if isinstance(message, GetCacheStats):
             return self.stats()
         raise TypeError(f"CacheActor got an unexpected message: {type(message).__name__}")
 
     def _fetch(self, fetch: Fetch) -> None:
-        key, ticket, reply = fetch.key, fetch.ticket, fetch.reply
+        key, reply = fetch.key, fetch.reply
         entry = self._memory.get(key)
         if entry is not None:
             self.counters["hits"] += 1
-            ticket.role = "hit"
             reply.set(_response(entry))
             return
         waiting = self._waiting.get(key)
         if waiting is not None:
             self.counters["coalesced"] += 1
-            ticket.role = "follow"
             waiting.append(reply)
             return
         stored = self._from_tier(key)
         if stored is not None:
-            ticket.role = "hit"
             reply.set(stored)
             return
         self.counters["misses"] += 1
-        self._waiting[key] = []
-        ticket.role = "lead"
         try:
-            fetch.start()
-        except Exception as exc:  # the leader hears of it and reports back with Abandon
-            _fail(reply, exc)
-
-    def _abandon(self, abandon: Abandon) -> None:
-        ticket = abandon.ticket
-        if ticket is not None and ticket.role != "lead":
+            fetch.client.tell(Submit(fetch.request, ReplyTo(self.actor_ref, key)))
+        except pykka.ActorDeadError:
+            _fail(
+                reply,
+                LMUnavailableError(
+                    "the Client actor stopped before taking the call (it may be restarting)"
+                ),
+            )
             return
-        for future in self._waiting.pop(abandon.key, []):
-            _fail(future, abandon.error)
+        self._waiting[key] = [reply]
+        self._submitted_to[key] = fetch.client
+
+    def _answered(self, answered: Answered) -> None:
+        key, outcome = str(answered.tag), answered.outcome
+        if isinstance(outcome, LMResponse):
+            self._store(key, outcome)
+            return
+        self._submitted_to.pop(key, None)
+        for future in self._waiting.pop(key, []):
+            _fail(future, outcome)
+
+    def _client_gone(self, key: str) -> None:
+        client = self._submitted_to.get(key)
+        if client is None or client.is_alive():
+            return
+        error = LMUnavailableError("the Client actor stopped while the call was in flight")
+        self._answered(Answered(key, error))
 
     def _from_tier(self, key: str) -> LMResponse | None:
         """A hit from the persistent tier (kept in memory from then on), else None."""
@@ -236,8 +235,10 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 self._tier.put(key, response)
             except sqlite3.Error as exc:
                 self._tier_failed("write", exc)
-        for future in self._waiting.pop(key, []):
-            future.set(_response(entry))
+        self._submitted_to.pop(key, None)
+        for index, future in enumerate(self._waiting.pop(key, [])):
+            with contextlib.suppress(queue.Full):  # the first is the call's own caller
+                future.set(_response(entry, cached=index > 0))
 
     def _tier_failed(self, what: str, exc: sqlite3.Error) -> None:
         """A failing persistent tier is logged and counted; the memory tier carries on."""
@@ -257,8 +258,9 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         }
 
     def _shutdown(self, how: str) -> None:
-        """Release waiting followers (they fall back to calling the LM) and close the file."""
+        """Release every waiting reply (callers fall back to calling the LM), close the file."""
         waiting, self._waiting = self._waiting, {}
+        self._submitted_to.clear()
         for futures in waiting.values():
             for future in futures:
                 _fail(future, CacheError(f"the Cache actor {how} while the call was waiting"))

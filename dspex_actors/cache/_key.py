@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 
-from dspex_actors.lm._types import LMRequest
+from dspex_actors._types import LMRequest
 
 __all__ = ["cache_key"]
 

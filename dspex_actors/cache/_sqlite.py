@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex_actors._errors import CacheError
-from dspex_actors.lm._types import LMResponse
+from dspex_actors._types import LMResponse
 
 __all__ = ["CACHE_FILENAME", "SQLiteTier"]
 

@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from dspex_actors._inbox import SimpleQueueInbox
 from supervision import Supervised
 
 __all__ = ["ExampleFailure"]
@@ -103,7 +102,7 @@ class _Exited(NamedTuple):
     error: BaseException | None
 
 
-class _Worker(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
+class _Worker(Supervised, pykka.ThreadingActor):
     """Runs ``fn(item)`` for each :class:`_Task` in a fresh copy of the caller's context."""
 
     def __init__(

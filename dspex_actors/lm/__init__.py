@@ -1,9 +1,9 @@
 """Language models: the ``LM`` config value, request/response types and the Client actor."""
 
+from dspex_actors._types import LMRequest, LMResponse, Message, Submit
 from dspex_actors.lm._breaker import EndpointBreaker
-from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, Submit, call_client
+from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, call_client
 from dspex_actors.lm._lm import LM
-from dspex_actors.lm._types import LMRequest, LMResponse, Message
 
 __all__ = [
     "LM",

@@ -24,6 +24,7 @@ from dspex_actors._errors import (
     LMConnectionError,
     LMHTTPStatusError,
     LMTimeoutError,
+    LMTLSError,
     MalformedResponseError,
 )
 
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 
 def is_endpoint_failure(error: BaseException) -> bool:
-    """Whether ``error`` says the endpoint is unhealthy (4xx other than 429 do not)."""
+    """Whether ``error`` says the endpoint is unhealthy (3xx, 4xx other than 429 and an
+    untrusted certificate do not)."""
+    if isinstance(error, LMTLSError):
+        return False
     if isinstance(error, LMHTTPStatusError):
         return error.status_code == 429 or error.status_code >= 500
     return isinstance(error, (LMTimeoutError, LMConnectionError, MalformedResponseError))

@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from dspex_actors._errors import ConfigurationError
+from dspex_actors._runtime import current_runtime
+from dspex_actors._types import LMRequest, Message
 from dspex_actors._validate import check_number
-from dspex_actors.lm._types import LMRequest, Message
+from dspex_actors.lm._proxy import check_proxy_url, redact_url
 from dspex_actors.lm.providers import Provider, get_provider
 
 __all__ = ["LM"]
@@ -41,7 +43,12 @@ _LM_FIELDS = (
     "max_concurrency",
     "rpm",
     "cache",
+    "verify",
+    "max_response_bytes",
+    "deadline",
 )
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
 
 
 class LM:
@@ -51,7 +58,11 @@ class LM:
     chat-completions protocol to any compatible server. Extra keyword arguments are
     request parameters (``top_p``, ``stop``, ``n``, ...) sent with every call.
     ``max_concurrency`` caps requests in flight and ``rpm`` caps requests started per
-    minute, both enforced by the LM's Client actor. Calling the LM
+    minute, both enforced by the LM's Client actor. ``timeout`` bounds each whole HTTP
+    attempt and ``deadline`` a whole call across its retries; ``max_response_bytes`` caps
+    a reply's decoded size. ``proxy`` is a URL, False for none, or None to follow
+    ``HTTP(S)_PROXY``/``NO_PROXY``; ``verify`` is True (system CAs), False, or a CA bundle
+    path. Calling the LM
     (``lm("hi")`` or ``lm(messages=[...])``) goes through the current ActorSystem and
     returns one text per choice, as in DSPy.
     """
@@ -61,9 +72,12 @@ class LM:
         "_config_id",
         "_extra",
         "_provider_impl",
+        "_proxy",
         "api_base",
         "cache",
+        "deadline",
         "max_concurrency",
+        "max_response_bytes",
         "max_tokens",
         "model",
         "model_name",
@@ -72,6 +86,7 @@ class LM:
         "rpm",
         "temperature",
         "timeout",
+        "verify",
     )
 
     model: str
@@ -85,6 +100,10 @@ class LM:
     max_concurrency: int | None
     rpm: float | None
     cache: bool
+    verify: bool | str
+    max_response_bytes: int
+    deadline: float | None
+    _proxy: str | bool | None
     _api_key: str | None
     _extra: dict[str, Any]
     _provider_impl: Provider
@@ -103,6 +122,10 @@ class LM:
         max_concurrency: int | None = None,
         rpm: float | None = None,
         cache: bool = True,
+        proxy: str | bool | None = None,
+        verify: bool | str = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -130,6 +153,21 @@ class LM:
             check("rpm", rpm, minimum=0.0, strict=True, integer=False)
         if not isinstance(cache, bool):
             raise ConfigurationError(f"LM cache must be True or False, got {cache!r}")
+        if proxy is True or not isinstance(proxy, (str, bool, type(None))):
+            raise ConfigurationError(
+                "LM proxy must be a proxy URL, False (no proxy) or None (from the environment)"
+            )
+        if isinstance(proxy, str):
+            check_proxy_url(proxy if "://" in proxy else "http://" + proxy, source="LM proxy")
+        if not isinstance(verify, (bool, str)) or verify == "":
+            raise ConfigurationError(
+                f"LM verify must be True, False or a CA bundle path, got {verify!r}"
+            )
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise ConfigurationError(f"LM verify: no CA bundle at {verify!r}")
+        check("max_response_bytes", max_response_bytes, minimum=1, strict=False, integer=True)
+        if deadline is not None:
+            check("deadline", deadline, minimum=0.0, strict=True, integer=False)
         for reserved in ("model", "messages"):
             if reserved in kwargs:
                 raise ConfigurationError(f"LM parameter {reserved!r} is set by the LM itself")
@@ -152,6 +190,10 @@ class LM:
             "max_concurrency": max_concurrency,
             "rpm": None if rpm is None else float(rpm),
             "cache": cache,
+            "verify": verify,
+            "max_response_bytes": max_response_bytes,
+            "deadline": None if deadline is None else float(deadline),
+            "_proxy": proxy,
             "_api_key": api_key,
             "_extra": dict(kwargs),
             "_provider_impl": provider,
@@ -167,6 +209,9 @@ class LM:
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if self._api_key:
             digest.update(hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").digest())
+        # The proxy may carry credentials: it goes in through the salted MAC too.
+        proxy = json.dumps(self._proxy).encode()
+        digest.update(b"proxy" + hmac.new(_KEY_SALT, proxy, "sha256").digest())
         return digest.hexdigest()[:16]
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
@@ -196,6 +241,11 @@ class LM:
         return self._provider_impl
 
     @property
+    def proxy(self) -> str | bool | None:
+        """The ``proxy`` setting as given (a URL, False, or None: from the environment)."""
+        return self._proxy
+
+    @property
     def api_key(self) -> str | None:
         """The API key, for the Client actor only; never printed."""
         return self._api_key
@@ -213,6 +263,10 @@ class LM:
             "max_concurrency": self.max_concurrency,
             "rpm": self.rpm,
             "cache": self.cache,
+            "proxy": self._proxy,
+            "verify": self.verify,
+            "max_response_bytes": self.max_response_bytes,
+            "deadline": self.deadline,
             **self._extra,
         }
         current.update(changes)
@@ -251,10 +305,8 @@ class LM:
         **overrides: Any,
     ) -> list[str]:
         """Call the LM through the current ActorSystem; one text per choice."""
-        from dspex_actors.system import current_system
-
         request = self.make_request(prompt, messages, **overrides)
-        return list(current_system().request(request, lm=self).texts)
+        return list(current_runtime().request(request, lm=self).texts)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LM):
@@ -278,6 +330,15 @@ class LM:
                 parts.append(f"{name}={getattr(self, name)!r}")
         if not self.cache:
             parts.append("cache=False")
+        if self._proxy is not None:
+            proxy = self._proxy
+            parts.append(f"proxy={redact_url(proxy) if isinstance(proxy, str) else proxy!r}")
+        if self.verify is not True:
+            parts.append(f"verify={self.verify!r}")
+        if self.max_response_bytes != DEFAULT_MAX_RESPONSE_BYTES:
+            parts.append(f"max_response_bytes={self.max_response_bytes!r}")
+        if self.deadline is not None:
+            parts.append(f"deadline={self.deadline!r}")
         parts.extend(f"{key}={value!r}" for key, value in sorted(self._extra.items()))
         return f"LM({', '.join(parts)})"
 

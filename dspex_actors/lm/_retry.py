@@ -8,7 +8,12 @@ import math
 import random
 import time
 
-from dspex_actors._errors import LMConnectionError, LMHTTPStatusError, LMTimeoutError
+from dspex_actors._errors import (
+    LMConnectionError,
+    LMHTTPStatusError,
+    LMTimeoutError,
+    LMTLSError,
+)
 
 __all__ = ["backoff_delay", "is_retryable", "parse_retry_after"]
 
@@ -16,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def is_retryable(error: BaseException) -> bool:
-    """429, 5xx, timeouts and connection errors are retried; other 4xx and the rest are not."""
+    """429, 5xx, timeouts and connection errors are retried; other 4xx, 3xx, an untrusted
+    certificate and the rest are not."""
+    if isinstance(error, LMTLSError):
+        return False
     if isinstance(error, LMHTTPStatusError):
         return error.status_code == 429 or error.status_code >= 500
     return isinstance(error, (LMTimeoutError, LMConnectionError))

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
+from dspex_actors._types import LMRequest, LMResponse, Message
 from dspex_actors.adapters import ChatAdapter
-from dspex_actors.lm._types import LMRequest, LMResponse, Message
 from dspex_actors.predict._sigstring import signature_to_string
 from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from dspex_actors._errors import ConfigurationError
+from dspex_actors._runtime import install_lookup
 from dspex_actors.lm._lm import LM
 from dspex_actors.system._system import ActorSystem, current_from_context
 
@@ -81,3 +82,6 @@ def shutdown_default(timeout: float = 30.0, *, reset: bool = False) -> None:
             _Default.system, _Default.options = None, {}
     if system is not None:
         system.stop(timeout=timeout)
+
+
+install_lookup(current_system)

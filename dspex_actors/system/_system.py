@@ -21,16 +21,10 @@ from typing import Any, Self
 import pykka
 
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
+from dspex_actors._loop import IOLoop
+from dspex_actors._types import LMRequest, LMResponse
 from dspex_actors._validate import check_number
-from dspex_actors.cache._actor import (
-    Abandon,
-    CacheActor,
-    CacheOptions,
-    Fetch,
-    FetchTicket,
-    GetCacheStats,
-    Store,
-)
+from dspex_actors.cache._actor import CacheActor, CacheOptions, ClientGone, Fetch, GetCacheStats
 from dspex_actors.cache._key import cache_key
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._breaker import EndpointBreaker
@@ -38,12 +32,9 @@ from dspex_actors.lm._client import (
     ClientActor,
     ClientOptions,
     GetClientStats,
-    Submit,
     call_client,
-    client_unavailable,
 )
 from dspex_actors.lm._lm import LM
-from dspex_actors.lm._types import LMRequest, LMResponse
 from dspex_actors.lm._wait import wait_reply
 from supervision import (
     ChildHandle,
@@ -160,6 +151,7 @@ class ActorSystem:
         )
         self._lock = threading.RLock()
         self._supervisor: pykka.ActorRef[Any] | None = None
+        self._io: IOLoop | None = None
         self._cache: ChildHandle | None = None
         self._clients: dict[str, tuple[LM, ChildHandle]] = {}
         self._breakers: dict[str, EndpointBreaker] = {}
@@ -192,6 +184,7 @@ class ActorSystem:
                 SQLiteTier.open(cache_dir).close()
             options = self.cache_options
             self._exit_reason = None
+            self._io = IOLoop(f"{self.name}-io")
             self._supervisor = _SystemSupervisor.start(
                 [ChildSpec(id=CACHE_CHILD_ID, start=functools.partial(CacheActor.start, options))],
                 strategy="one_for_one",
@@ -213,12 +206,14 @@ class ActorSystem:
             logger.error("actor system %s stopped: %s", self.name, reason)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop every actor of the system (Clients fail their pending calls promptly)."""
+        """Stop every actor, then the I/O loop: calls in flight fail promptly, their HTTP
+        attempts are cancelled and every connection is closed."""
         with self._lock:
-            sup = self._supervisor
+            sup, io = self._supervisor, self._io
             if sup is None:
                 return
             self._supervisor = None
+            self._io = None
             self._cache = None
             self._clients.clear()
         with _registry_lock:
@@ -229,10 +224,15 @@ class ActorSystem:
             sup.stop(block=True, timeout=timeout)
         except pykka.Timeout:
             logger.warning("actor system %s did not stop within %ss", self.name, timeout)
+        if io is not None and not io.stop():
+            logger.warning("the I/O loop of actor system %s did not stop in time", self.name)
         logger.debug("actor system %s stopped", self.name)
 
     def _teardown(self) -> None:
         """Forget a supervisor that died by itself (it gave up restarting)."""
+        io, self._io = self._io, None
+        if io is not None:
+            io.stop()
         self._supervisor = None
         self._cache = None
         self._clients.clear()
@@ -305,9 +305,12 @@ class ActorSystem:
                     reset_timeout=self.client_options.breaker_reset_timeout,
                 )
                 self._breakers[lm.endpoint] = breaker
+            assert self._io is not None
             spec = ChildSpec(
                 id=child_id,
-                start=functools.partial(ClientActor.start, lm, breaker, self.client_options),
+                start=functools.partial(
+                    ClientActor.start, lm, breaker, self.client_options, self._io
+                ),
             )
             try:
                 handle: ChildHandle = sup.proxy().start_child(spec).get(timeout=ASK_TIMEOUT)
@@ -332,22 +335,12 @@ class ActorSystem:
                 endpoint=lm.endpoint,
             ) from None
 
-    def _call_client(self, lm: LM, request: LMRequest, *, attempts: int = 2) -> LMResponse:
-        """Call ``lm``'s Client; a call cut off by a Client crash is retried once."""
-        for attempt in range(1, attempts + 1):
-            ref = self._client_ref(lm)
-            try:
-                return call_client(ref, request, model=lm.model, endpoint=lm.endpoint)
-            except LMUnavailableError:
-                if attempt == attempts or not self.running:
-                    raise
-                logger.warning(
-                    "the Client actor for %s stopped during a call; retrying once", lm.model
-                )
-        raise AssertionError("unreachable")
-
     def request(self, request: LMRequest, lm: LM | None = None) -> LMResponse:
-        """Make one LM call through the cache (unless opted out) and the LM's Client."""
+        """Make one LM call through the cache (unless opted out) and the LM's Client.
+
+        A call cut off by a crash of its Client actor is made once more (the supervisor
+        restarts the Client; the retry waits for it).
+        """
         if not isinstance(request, LMRequest):
             raise ConfigurationError(f"request must be an LMRequest, got {type(request).__name__}")
         lm = lm if lm is not None else self._lm
@@ -358,9 +351,17 @@ class ActorSystem:
         if not isinstance(lm, LM):
             raise ConfigurationError(f"lm must be a dspex_actors.LM, got {lm!r}")
         self._require_supervisor()
-        if not (request.cache and lm.cache):
-            return self._call_client(lm, request)
-        return self._cached_call(lm, request)
+        cached = request.cache and lm.cache
+        try:
+            return self._cached_call(lm, request) if cached else self._call_client(lm, request)
+        except LMUnavailableError:
+            if not self.running:
+                raise
+            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
+        return self._cached_call(lm, request) if cached else self._call_client(lm, request)
+
+    def _call_client(self, lm: LM, request: LMRequest) -> LMResponse:
+        return call_client(self._client_ref(lm), request, model=lm.model, endpoint=lm.endpoint)
 
     def _cache_ref(self) -> pykka.ActorRef[Any] | None:
         handle = self._cache
@@ -373,99 +374,35 @@ class ActorSystem:
             return None
 
     def _cached_call(self, lm: LM, request: LMRequest) -> LMResponse:
-        """One call through the Cache actor: a hit, a wait on an identical call, or a lead.
+        """One call through the Cache actor: a hit, a wait on an identical call, or a miss
+        that the Cache submits to the Client itself (single flight lives in the Cache).
 
-        The caller tells the Cache a Fetch and waits on its own reply future; on a lead
-        the Cache tells the Client to start the call with that same future, so a miss
-        costs one message more than a plain Client call, not a round trip.
+        If the Cache is down or stops while this call waits, the call goes straight to the
+        Client instead: the cache is an optimisation, never a point of failure.
         """
         cache = self._cache_ref()
         if cache is None:
             return self._call_client(lm, request)
-        client = self._client(lm)  # started here on first use, never on the Cache's thread
+        client = self._client_ref(lm)
         key = cache_key(lm.model, request)
         reply = pykka.ThreadingFuture[LMResponse]()
-        ticket = FetchTicket()
-        forwarded: list[pykka.ActorRef[Any]] = []
-
-        def start() -> None:  # on the Cache's thread, when this caller leads: must not block
-            try:
-                ref = client.ref(timeout=0.0)
-                forwarded.append(ref)
-                ref.tell(Submit(request, reply))
-            except (ChildUnavailableError, pykka.ActorDeadError):
-                # The leader hears of it and retries once, waiting for a restarting Client.
-                gone = client_unavailable(lm.model, lm.endpoint, "stopped before taking the call")
-                reply.set_exception(exc_info=(type(gone), gone, None))
-
         try:
-            cache.tell(Fetch(key, start, reply, ticket))
+            cache.tell(Fetch(key, request, client, reply))
         except pykka.ActorDeadError:
             logger.warning("cache unavailable (the Cache actor stopped); calling the LM directly")
             return self._call_client(lm, request)
+
+        def client_gone() -> None:  # the Cache fails the call if it was on that Client
+            with contextlib.suppress(pykka.ActorDeadError):
+                cache.tell(ClientGone(key))
+
         try:
-            response = wait_reply(
+            return wait_reply(
                 reply,
-                lambda: forwarded[0] if forwarded else cache,
-                lambda: (
-                    client_unavailable(
-                        lm.model, lm.endpoint, "stopped while the call was in flight"
-                    )
-                    if ticket.role == "lead"
-                    else CacheError("the Cache actor stopped")
-                ),
+                [(cache, lambda: CacheError("the Cache actor stopped")), (client, client_gone)],
             )
-        except CacheError:  # the Cache stopped before it answered or while this one followed
+        except CacheError:
             return self._call_client(lm, request)
-        except BaseException as exc:
-            if ticket.role in ("hit", "follow"):
-                raise
-            response = self._lead_failed(lm, request, exc, key=key, cache=cache, ticket=ticket)
-        if ticket.role == "lead":
-            self._store(cache, key, response)
-        return response
-
-    def _lead_failed(
-        self,
-        lm: LM,
-        request: LMRequest,
-        exc: BaseException,
-        *,
-        key: str,
-        cache: pykka.ActorRef[Any],
-        ticket: FetchTicket,
-    ) -> LMResponse:
-        """The leader's call failed: retry once if its Client crashed, else tell followers.
-
-        Also reached when the caller gives up (Ctrl-C) before the Cache answered: the
-        Abandon then counts only if that Fetch did make it the leader.
-        """
-        if ticket.role == "lead" and isinstance(exc, LMUnavailableError) and self.running:
-            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-            try:
-                return self._call_client(lm, request, attempts=1)
-            except BaseException as retry_exc:
-                exc = retry_exc
-        shared: BaseException = exc
-        if not isinstance(exc, Exception):
-            shared = LMUnavailableError(
-                f"the identical call this one was waiting for was interrupted ({exc!r})",
-                model=lm.model,
-                endpoint=lm.endpoint,
-            )
-        with contextlib.suppress(pykka.ActorDeadError):
-            cache.tell(Abandon(key, shared, ticket))
-        raise exc
-
-    def _store(self, cache: pykka.ActorRef[Any], key: str, response: LMResponse) -> None:
-        """Hand a leader's response to the Cache (durable first when there is a file)."""
-        try:
-            if self.cache_options.cache_dir is None:
-                cache.tell(Store(key, response))
-            else:
-                cache.ask(Store(key, response), timeout=ASK_TIMEOUT)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            logger.warning("could not store a response in the cache (Cache actor down)")
 
     # -- introspection -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 from dspex_actors import AdapterParseError, LMConnectionError
 from dspex_actors.adapters import ChatAdapter, JSONAdapter, demo_to_dict
-from dspex_actors.lm._types import LMResponse
+from dspex_actors._types import LMResponse
 from dspex_actors.signatures import InputField, OutputField, Signature, make_signature
 
 

@@ -14,14 +14,13 @@ from typing import Any
 import pykka
 import pytest
 
-from dspex_actors import CacheError, LMHTTPStatusError, LMTimeoutError
+from dspex_actors import CacheError, LMHTTPStatusError, LMTimeoutError, LMUnavailableError
+from dspex_actors._types import Answered, ReplyTo, Submit
 from dspex_actors.cache import (
     CACHE_FILENAME,
-    Abandon,
     CacheActor,
     CacheOptions,
     Fetch,
-    FetchTicket,
     GetCacheStats,
     SQLiteTier,
     Store,
@@ -254,43 +253,75 @@ def _cache_actor() -> pykka.ActorRef[Any]:
     return CacheActor.start(CacheOptions())
 
 
-def test_a_caller_that_gives_up_before_knowing_its_role_still_releases_followers() -> None:
-    """An Abandon with a ticket counts only if that Fetch made the caller the leader."""
-    cache = _cache_actor()
-    try:
-        started = threading.Event()
-        lead, follow = FetchTicket(), FetchTicket()
-        lead_reply = pykka.ThreadingFuture[LMResponse]()
-        follow_reply = pykka.ThreadingFuture[LMResponse]()
-        cache.tell(Fetch("k", started.set, lead_reply, lead))
-        cache.tell(Fetch("k", lambda: None, follow_reply, follow))
-        cache.tell(Abandon("k", RuntimeError("the follower gave up"), follow))
-        assert cache.ask(GetCacheStats(), timeout=WAIT)["in_flight_keys"] == 1
-        assert (lead.role, follow.role) == ("lead", "follow")
-        assert started.is_set()
+class _RecordingClient(pykka.ThreadingActor):
+    """Stands in for a Client actor: keeps every Submit it is told."""
 
-        cache.tell(Abandon("k", CacheError("the leader was interrupted"), lead))
-        with pytest.raises(CacheError, match="leader was interrupted"):
-            follow_reply.get(timeout=WAIT)
+    def __init__(self) -> None:
+        super().__init__()
+        self.submits: list[Submit] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Submit):
+            self.submits.append(message)
+            return None
+        return list(self.submits)
+
+
+def test_the_cache_owns_single_flight_and_completes_every_waiter() -> None:
+    """Two identical Fetches: one Submit addressed back to the Cache; its answer reaches both."""
+    cache, client = _cache_actor(), _RecordingClient.start()
+    try:
+        request = LMRequest(messages=({"role": "user", "content": "q"},))
+        replies = [pykka.ThreadingFuture[LMResponse]() for _ in range(2)]
+        for reply in replies:
+            cache.tell(Fetch("k", request, client, reply))
+        assert cache.ask(GetCacheStats(), timeout=WAIT)["in_flight_keys"] == 1
+        submits = client.ask("submits", timeout=WAIT)
+        assert len(submits) == 1
+        assert submits[0].request == request
+        assert submits[0].reply_to == ReplyTo(cache, "k")
+
+        cache.tell(Answered("k", LMResponse(("a",), {"total_tokens": 3}, "m", ("stop",))))
+        results = [reply.get(timeout=WAIT) for reply in replies]
+        assert [r.texts for r in results] == [("a",), ("a",)]
+        assert results[0] is not results[1]
         stats = cache.ask(GetCacheStats(), timeout=WAIT)
         assert (stats["in_flight_keys"], stats["misses"], stats["coalesced"]) == (0, 1, 1)
+        assert stats["size"] == 1
     finally:
         cache.stop()
+        client.stop()
 
 
-def test_a_failing_start_fails_the_leaders_reply() -> None:
-    def start() -> None:
-        raise ValueError("could not start the call")
-
-    cache = _cache_actor()
+def test_a_failed_answer_fails_every_waiter_and_caches_nothing() -> None:
+    cache, client = _cache_actor(), _RecordingClient.start()
     try:
-        ticket = FetchTicket()
+        request = LMRequest(messages=({"role": "user", "content": "q"},))
+        replies = [pykka.ThreadingFuture[LMResponse]() for _ in range(2)]
+        for reply in replies:
+            cache.tell(Fetch("k", request, client, reply))
+        cache.tell(Answered("k", LMTimeoutError("too slow")))
+        for reply in replies:
+            with pytest.raises(LMTimeoutError, match="too slow"):
+                reply.get(timeout=WAIT)
+        stats = cache.ask(GetCacheStats(), timeout=WAIT)
+        assert (stats["in_flight_keys"], stats["size"]) == (0, 0)
+    finally:
+        cache.stop()
+        client.stop()
+
+
+def test_a_dead_client_fails_the_reply_and_the_cache_lives_on() -> None:
+    cache, client = _cache_actor(), _RecordingClient.start()
+    client.stop()
+    try:
         reply = pykka.ThreadingFuture[LMResponse]()
-        cache.tell(Fetch("k", start, reply, ticket))
-        with pytest.raises(ValueError, match="could not start"):
+        request = LMRequest(messages=({"role": "user", "content": "q"},))
+        cache.tell(Fetch("k", request, client, reply))
+        with pytest.raises(LMUnavailableError, match="stopped before taking the call"):
             reply.get(timeout=WAIT)
-        assert ticket.role == "lead"
         assert cache.is_alive()
+        assert cache.ask(GetCacheStats(), timeout=WAIT)["in_flight_keys"] == 0
     finally:
         cache.stop()
 
@@ -304,14 +335,15 @@ def test_cached_responses_add_nothing_for_the_garbage_collector_to_scan() -> Non
         before = len(gc.get_objects())
         for i in range(count):
             response = LMResponse((f"answer {i}",), {"total_tokens": i}, "m", ("stop",))
-            cache.tell(Store(f"key {i}", response))
+            cache.ask(Store(f"key {i}", response), timeout=WAIT)
         assert cache.ask(GetCacheStats(), timeout=WAIT)["size"] == count
         for _ in range(3):  # a collection untracks a tuple whose items are untracked already:
             gc.collect()  # one pass per level of nesting at most
         added = len(gc.get_objects()) - before
         assert added < count // 4, f"{added} objects tracked for {count} cached responses"
         reply = pykka.ThreadingFuture[LMResponse]()
-        cache.tell(Fetch("key 7", lambda: None, reply, FetchTicket()))
+        request = LMRequest(messages=({"role": "user", "content": "q"},))
+        cache.tell(Fetch("key 7", request, cache, reply))  # a hit: no Client is asked
         hit = reply.get(timeout=WAIT)
         assert (hit.texts, hit.usage, hit.cached) == (("answer 7",), {"total_tokens": 7}, True)
     finally:

@@ -67,7 +67,7 @@ def test_client_crash_mid_traffic_is_restarted(
 def test_client_crash_during_a_cached_call_retries_once_for_leader_and_followers(
     make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem, req: Req
 ) -> None:
-    """The Cache started the leader's call on the Client; the leader retries it once."""
+    """Every waiter of the cut-off call retries once, and the retries coalesce again."""
     server = make_lm_server(latency=0.3)
     lm = LM("openai/local-model", api_base=server.url)
     system = make_system(lm)
@@ -80,9 +80,9 @@ def test_client_crash_during_a_cached_call_retries_once_for_leader_and_followers
         assert not thread.is_alive(), "a caller hung after the crash"
     assert all(isinstance(r, LMResponse) for r in results), results
     assert len({r.texts for r in results}) == 1
-    assert server.stats().requests_total == 2  # the one cut off, and the leader's retry
+    assert server.stats().requests_total == 2  # the one cut off, and one retry for all four
     cache = system.stats()["cache"]
-    assert (cache["misses"], cache["stores"], cache["in_flight_keys"]) == (1, 1, 0)
+    assert (cache["misses"], cache["stores"], cache["in_flight_keys"]) == (2, 1, 0)
     assert system.request(req("the same question")).cached
 
 

@@ -11,7 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
-from dspex_actors.lm._types import LMRequest, LMResponse
+from dspex_actors._types import LMRequest, LMResponse
 
 __all__ = ["Provider"]
 

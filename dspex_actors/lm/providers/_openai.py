@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from dspex_actors._errors import MalformedResponseError
-from dspex_actors.lm._types import LMRequest, LMResponse
+from dspex_actors._types import LMRequest, LMResponse
 from dspex_actors.lm.providers._base import Provider
 
 __all__ = ["OpenAIProvider"]

@@ -1,0 +1,114 @@
+"""The values that travel between Predict, the Cache actor, the Client actor and the I/O loop.
+
+A leaf module (it imports no other part of the package), so the cache, the Client and
+the system can all name these types without importing one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import pykka
+
+__all__ = [
+    "Answered",
+    "ChunkSink",
+    "LMRequest",
+    "LMResponse",
+    "Message",
+    "Reply",
+    "ReplyTo",
+    "StreamChunk",
+    "Submit",
+]
+
+Message = dict[str, str]
+"""One chat message: ``{"role": "system"|"user"|"assistant", "content": "..."}``."""
+
+
+@dataclass(frozen=True)
+class LMRequest:
+    """One chat-completions call, before credentials and endpoint are added.
+
+    ``params`` are request parameters (temperature, max_tokens, n, response_format,
+    ...) already merged from the LM's defaults and the per-call overrides.
+    ``cache`` False skips the cache for this call. ``rollout_id`` is folded into the
+    cache key only, so a caller can ask for a fresh answer (BootstrapFewShot rounds).
+    """
+
+    messages: tuple[Message, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    cache: bool = True
+    rollout_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LMResponse:
+    """A completed call: one text per choice, token usage, and where it came from."""
+
+    texts: tuple[str, ...]
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    finish_reasons: tuple[str | None, ...] = ()
+    cached: bool = False
+
+
+class ReplyTo(NamedTuple):
+    """Where an actor sends the outcome of a call: ``actor.tell(Answered(tag, outcome))``.
+
+    The alternative to a reply future when the one waiting is itself an actor (the Cache
+    actor waiting on a leader's call): the outcome arrives in its mailbox, on its thread.
+    """
+
+    actor: pykka.ActorRef[Any]
+    tag: Hashable
+
+
+class Answered(NamedTuple):
+    """The outcome of a call, told to a :class:`ReplyTo` address."""
+
+    tag: Hashable
+    outcome: LMResponse | BaseException
+
+
+class StreamChunk(NamedTuple):
+    """A piece of a streamed reply: ``text`` added to choice number ``choice``.
+
+    ``attempt`` numbers the HTTP attempt the piece came from (1, 2, ...): when a call is
+    retried after part of a reply was streamed, the consumer drops the pieces of earlier
+    attempts. The call's final :class:`LMResponse` still arrives as its reply.
+    """
+
+    choice: int
+    text: str
+    attempt: int = 1
+
+
+class ChunkSink(Protocol):
+    """Receives a streamed reply's chunks, on the I/O loop's thread; must not block.
+
+    ``queue.SimpleQueue`` fits; an asyncio consumer wraps ``loop.call_soon_threadsafe``.
+    """
+
+    def put(self, item: StreamChunk, /) -> None:
+        """Take one chunk."""
+
+
+Reply = pykka.ThreadingFuture[LMResponse] | ReplyTo
+"""Where a call's outcome goes: a future the caller waits on, or an actor's mailbox."""
+
+
+class Submit(NamedTuple):
+    """To a Client actor: start a call.
+
+    Told with ``reply_to`` (a future, or a :class:`ReplyTo` address), the Client completes
+    it with the LMResponse or the error; asked without it, the reply is a new future.
+    ``sink`` asks for the reply streamed: its chunks go there as they arrive (the final
+    LMResponse still goes to ``reply_to``).
+    """
+
+    request: LMRequest
+    reply_to: Reply | None = None
+    sink: ChunkSink | None = None

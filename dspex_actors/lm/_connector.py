@@ -1,0 +1,53 @@
+"""aiohttp's connection pool, made to drop a kept-alive connection that got unrequested bytes.
+
+aiohttp closes a connection whose reply came with extra bytes in the same read, but a
+connection that receives bytes while it sits idle in the pool (a server that wrote one
+reply too many, late) is handed to the next request as it is, and that request reads the
+stale reply as its own (seen here). :class:`StrictReuseConnector` checks, at the moment
+a pooled connection is taken, whether anything arrived on it since its last reply, and
+closes it if so.
+
+This is the only place that relies on aiohttp internals (``TCPConnector._get``, and
+``ResponseHandler.should_close`` being true when unread bytes are buffered);
+:func:`check_aiohttp_hooks` fails loudly when a new aiohttp changes them, and the tests
+call it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+
+__all__ = ["StrictReuseConnector", "check_aiohttp_hooks"]
+
+
+class StrictReuseConnector(aiohttp.TCPConnector):
+    """A TCPConnector that never reuses a connection with unrequested bytes buffered."""
+
+    async def _get(self, key: Any, traces: Any) -> Any:
+        while True:
+            connection = await super()._get(key, traces)
+            if connection is None:
+                return None
+            protocol = connection.protocol
+            if protocol is None or not protocol.should_close:
+                return connection
+            connection.close()  # bytes (or an error) arrived while it was idle
+
+
+def check_aiohttp_hooks() -> None:
+    """Raise RuntimeError if the aiohttp internals this module overrides have changed."""
+    params = list(inspect.signature(aiohttp.TCPConnector._get).parameters)
+    if params != ["self", "key", "traces"]:
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__}: TCPConnector._get(self, key, traces) changed "
+            f"to {params}; update dspex_actors/lm/_connector.py"
+        )
+    if not isinstance(inspect.getattr_static(ResponseHandler, "should_close"), property):
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__}: ResponseHandler.should_close is no longer a "
+            "property; update dspex_actors/lm/_connector.py"
+        )

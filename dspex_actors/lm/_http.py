@@ -1,0 +1,331 @@
+"""One LM endpoint's HTTP on the I/O loop: an aiohttp session, attempts as tasks.
+
+An :class:`HTTPEndpoint` belongs to one Client actor but is used only on the system's
+I/O loop thread: the actor hands it :class:`Attempt` values with ``IOLoop.call_soon`` and
+hears of each outcome through the ``report`` callback it gave at construction (which
+tells the actor a message). What an attempt guarantees:
+
+- ``timeout`` bounds the whole attempt: connecting (through the proxy, TLS included),
+  sending, and every byte of the reply; a trickled reply times out like a silent one.
+- The decoded body is read incrementally and capped at ``max_response_bytes`` (aiohttp
+  inflates gzip in bounded steps), so an endless, huge or gzip-bomb reply is a
+  :class:`MalformedResponseError` with bounded memory.
+- A connection is reused only after a complete, well-formed reply; one that failed or
+  got bytes nobody asked for is closed (see ``_connector.py``).
+- Redirects are not followed: a 3xx is an :class:`LMHTTPStatusError` naming the target.
+- ``cancel``/``close`` cancel attempts in flight; their connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from typing import NamedTuple
+
+import aiohttp
+
+from dspex_actors._errors import (
+    ConfigurationError,
+    LMConnectionError,
+    LMError,
+    LMHTTPStatusError,
+    LMTimeoutError,
+    LMTLSError,
+    MalformedResponseError,
+)
+from dspex_actors._loop import IOLoop
+from dspex_actors._types import ChunkSink, LMResponse
+from dspex_actors._version import __version__
+from dspex_actors.lm._connector import StrictReuseConnector
+from dspex_actors.lm._lm import LM
+from dspex_actors.lm._proxy import ProxyRoute, redact_url, resolve_proxy
+from dspex_actors.lm._retry import parse_retry_after
+
+__all__ = ["Attempt", "AttemptOutcome", "HTTPEndpoint", "ssl_context_for"]
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"dspex-actors/{__version__}"
+BODY_EXCERPT_BYTES = 4096
+"""How much of an error reply is read for the error message."""
+BODY_EXCERPT_CHARS = 300
+KEEPALIVE_SECONDS = 30.0
+"""Idle kept-alive connections are closed after this long."""
+
+
+class Attempt(NamedTuple):
+    """One HTTP attempt of a call: the JSON body, already encoded, and its time budget."""
+
+    call_id: int
+    permit: int
+    body: bytes
+    timeout: float
+    sink: ChunkSink | None = None
+
+
+class AttemptOutcome(NamedTuple):
+    """What became of an :class:`Attempt` (reported from the loop thread)."""
+
+    call_id: int
+    permit: int
+    outcome: LMResponse | LMError
+
+
+def ssl_context_for(verify: bool | str) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl=`` for an LM's ``verify``: system CAs, none, or a CA bundle/dir."""
+    if verify is False:
+        return False
+    if verify is True:
+        return ssl.create_default_context()
+    try:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"LM verify={verify!r}: cannot load CA certificates: {exc}"
+        ) from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class HTTPEndpoint:
+    """The session, proxy and TLS settings of one LM, and its attempts in flight.
+
+    Construct anywhere; every other method runs on the I/O loop's thread.
+    """
+
+    def __init__(
+        self,
+        lm: LM,
+        io: IOLoop,
+        report: Callable[[AttemptOutcome], None],
+        *,
+        limit: int,
+    ) -> None:
+        self.lm = lm
+        self.url = lm.endpoint
+        self._io = io
+        self._report = report
+        self._limit = limit
+        self._https = self.url.startswith("https://")
+        self._ssl = ssl_context_for(lm.verify) if self._https else True
+        self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
+        self._headers = {
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "gzip, deflate",
+            **lm.provider_impl.headers(lm.api_key),
+        }
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._closed = False
+
+    @property
+    def proxy_url(self) -> str | None:
+        """The proxy in use (credentials hidden), or None."""
+        return None if self._proxy is None else redact_url(self._proxy.url)
+
+    # -- loop thread -------------------------------------------------------------
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = StrictReuseConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            ssl=self._ssl,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),  # each attempt has its own deadline
+            auto_decompress=True,
+            trust_env=False,  # the proxy was resolved once, in resolve_proxy
+            skip_auto_headers=("Content-Type",),
+        )
+
+    def start(self, attempt: Attempt) -> None:
+        """Start ``attempt`` as a task; its outcome goes to ``report``."""
+        if self._closed:
+            self._report(
+                AttemptOutcome(
+                    attempt.call_id, attempt.permit, self._connection_error("the Client stopped")
+                )
+            )
+            return
+        if self._session is None:
+            self._session = self._open_session()
+        task = asyncio.get_running_loop().create_task(self._run(attempt))
+        self._tasks[attempt.call_id] = task
+
+    def cancel(self, call_id: int) -> None:
+        """Cancel the attempt of ``call_id`` if it is in flight (its outcome is not reported)."""
+        task = self._tasks.pop(call_id, None)
+        if task is not None:
+            task.cancel()
+
+    def close(self) -> None:
+        """Cancel every attempt and close the session (the loop's stop waits for it)."""
+        self._closed = True
+        tasks, self._tasks = self._tasks, {}
+        for task in tasks.values():
+            task.cancel()
+        session, self._session = self._session, None
+        if session is not None:
+            self._io.closing(self._close_session(session, list(tasks.values())))
+
+    @staticmethod
+    async def _close_session(
+        session: aiohttp.ClientSession, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        if tasks:
+            await asyncio.wait(tasks)
+        await session.close()
+
+    async def _run(self, attempt: Attempt) -> None:
+        try:
+            outcome = await self._attempt(attempt)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # a bug must still complete the call
+            logger.exception("unexpected error calling %s at %s", self.lm.model, self.url)
+            outcome = LMError(
+                f"unexpected {type(exc).__name__} calling {self.lm.model} at {self.url}",
+                model=self.lm.model,
+                endpoint=self.url,
+            )
+        if self._tasks.pop(attempt.call_id, None) is None:
+            return  # cancelled after it finished
+        self._report(AttemptOutcome(attempt.call_id, attempt.permit, outcome))
+
+    async def _attempt(self, attempt: Attempt) -> LMResponse | LMError:
+        session = self._session
+        assert session is not None
+        proxy = self._proxy
+        try:
+            async with asyncio.timeout(attempt.timeout):
+                response = await session.post(
+                    self.url,
+                    data=attempt.body,
+                    headers=self._headers,
+                    allow_redirects=False,
+                    proxy=None if proxy is None else proxy.url,
+                    proxy_auth=None if proxy is None else proxy.auth,
+                )
+                try:
+                    return await self._read(response)
+                except BaseException:
+                    response.close()  # never back to the pool half-read
+                    raise
+        except TimeoutError:
+            return LMTimeoutError(
+                f"{self.lm.model} at {self.url} did not answer within {attempt.timeout:g}s",
+                model=self.lm.model,
+                endpoint=self.url,
+            )
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            return LMTLSError(
+                f"TLS to {self.url} for {self.lm.model} failed: {self._redact(str(exc))}; "
+                "pass LM(verify='/path/to/ca.pem') for a private CA",
+                model=self.lm.model,
+                endpoint=self.url,
+            )
+        except aiohttp.ClientHttpProxyError as exc:
+            return self._connection_error(
+                f"the proxy {self.proxy_url} refused the request: HTTP {exc.status} {exc.message}"
+            )
+        except aiohttp.ClientProxyConnectionError as exc:
+            return self._connection_error(
+                f"cannot reach the proxy {self.proxy_url}: {exc.os_error}"
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return self._connection_error(f"{type(exc).__name__}: {exc}")
+
+    async def _read(self, response: aiohttp.ClientResponse) -> LMResponse | LMError:
+        lm, status = self.lm, response.status
+        if status >= 300:
+            excerpt_bytes = await self._read_capped(response, BODY_EXCERPT_BYTES, truncate=True)
+            excerpt = self._redact(
+                excerpt_bytes.decode("utf-8", "replace")[:BODY_EXCERPT_CHARS]
+            )
+            response.close()
+            detail = excerpt
+            if 300 <= status < 400:
+                target = response.headers.get("Location", "")
+                detail = f"redirect to {self._redact(target)!r}, not followed"
+            return LMHTTPStatusError(
+                f"{self.url} answered HTTP {status} for {lm.model}: {detail}",
+                status_code=status,
+                body_excerpt=excerpt,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                model=lm.model,
+                endpoint=self.url,
+            )
+        try:
+            body = await self._read_capped(response, lm.max_response_bytes)
+        except _TooLarge:
+            return MalformedResponseError(
+                f"reply from {self.url} for {lm.model} is larger than "
+                f"max_response_bytes={lm.max_response_bytes} (decoded)",
+                model=lm.model,
+                endpoint=self.url,
+            )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            excerpt = self._redact(body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace"))
+            return MalformedResponseError(
+                f"malformed reply from {self.url} for {lm.model}: not JSON: {excerpt!r}",
+                model=lm.model,
+                endpoint=self.url,
+            )
+        try:
+            return lm.provider_impl.parse(payload, model=lm.model, endpoint=self.url)
+        except MalformedResponseError as exc:
+            return exc
+
+    @staticmethod
+    async def _read_capped(
+        response: aiohttp.ClientResponse, cap: int, *, truncate: bool = False
+    ) -> bytes:
+        """The decoded body, at most ``cap`` bytes (_TooLarge past it, unless ``truncate``)."""
+        length = response.content_length
+        if length is not None and length > cap and not truncate and (
+            "Content-Encoding" not in response.headers
+        ):
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        content = response.content
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                if truncate:
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _connection_error(self, detail: str) -> LMConnectionError:
+        return LMConnectionError(
+            f"connection to {self.url} for {self.lm.model} failed: {self._redact(detail)}",
+            model=self.lm.model,
+            endpoint=self.url,
+        )
+
+    def _redact(self, text: str) -> str:
+        key = self.lm.api_key
+        if key:
+            text = text.replace(key, "***")
+        proxy = self._proxy
+        if proxy is not None and proxy.auth is not None and proxy.auth.password:
+            text = text.replace(proxy.auth.password, "***")
+        return text

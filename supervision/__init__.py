@@ -46,6 +46,7 @@ from supervision._errors import (
     SupervisorStoppedError,
 )
 from supervision._handle import DEFAULT_REF_TIMEOUT, ChildHandle
+from supervision._pykka_hooks import SimpleQueueInbox, check_pykka_hooks
 from supervision._spec import ChildInfo, ChildSpec, ChildState, RestartType
 from supervision._supervised import Supervised
 from supervision._supervisor import ExitCallback, Strategy, Supervisor
@@ -65,10 +66,12 @@ __all__ = [
     "ExitCallback",
     "RestartIntensityError",
     "RestartType",
+    "SimpleQueueInbox",
     "SpecError",
     "Strategy",
     "Supervised",
     "SupervisionError",
     "Supervisor",
     "SupervisorStoppedError",
+    "check_pykka_hooks",
 ]

@@ -14,6 +14,9 @@ or a ``BaseException`` escaping a handler, or the error given to ``exit_abnormal
 No recorded error means a *normal* exit (the actor was stopped through pykka's
 ``stop()``). None of this depends on ``on_stop``/``on_failure``, so subclasses may
 override those without calling ``super()``.
+
+The pykka methods overridden here are private; ``_pykka_hooks.check_pykka_hooks()``
+checks them against the installed pykka (the tests call it).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from tests._support import user
 
 if TYPE_CHECKING:
     from dspex_actors.testing import LocalLMServer
+    from tests._proxy import TinyProxy
 
 LEAK_WAIT_SECONDS = 10.0
 
@@ -87,6 +88,19 @@ def make_lm_server() -> Iterator[Callable[..., LocalLMServer]]:
     yield factory
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyProxy]:
+    """A running tinyproxy forward proxy (``.url``, ``forwarded()``), stopped at teardown.
+
+    Its config and log stay in pytest's temp dir for post-mortems. A missing
+    ``tinyproxy`` binary is an error, never a skip.
+    """
+    from tests._proxy import TinyProxy
+
+    with TinyProxy(directory=tmp_path_factory.mktemp("tinyproxy")) as proxy:
+        yield proxy
 
 
 @pytest.fixture

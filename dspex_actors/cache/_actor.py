@@ -28,7 +28,7 @@ from dspex_actors._errors import CacheError, LMUnavailableError
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._types import Answered, LMRequest, LMResponse, ReplyTo, Submit
 from dspex_actors.cache._sqlite import SQLiteTier
-from supervision import Supervised
+from supervision import SimpleQueueInbox, Supervised
 
 __all__ = [
     "CacheActor",
@@ -112,7 +112,7 @@ def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
         future.set_exception(exc_info=(type(error), error, error.__traceback__))
 
 
-class CacheActor(ShutdownOnExit, Supervised, pykka.ThreadingActor):
+class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Holds the LM response cache of one ActorSystem (daemon thread, like the Clients)."""
 
     use_daemon_thread = True

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from supervision import Supervised
+from supervision import SimpleQueueInbox, Supervised
 
 __all__ = ["ExampleFailure"]
 
@@ -102,7 +102,7 @@ class _Exited(NamedTuple):
     error: BaseException | None
 
 
-class _Worker(Supervised, pykka.ThreadingActor):
+class _Worker(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
     """Runs ``fn(item)`` for each :class:`_Task` in a fresh copy of the caller's context."""
 
     def __init__(

@@ -47,7 +47,7 @@ from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._retry import backoff_delay, is_retryable
 from dspex_actors.lm._wait import wait_reply
-from supervision import Supervised
+from supervision import SimpleQueueInbox, Supervised
 
 __all__ = [
     "ClientActor",
@@ -113,7 +113,7 @@ def deliver(reply: Reply, outcome: LMResponse | BaseException) -> None:
             reply.set_exception(exc_info=(type(outcome), outcome, outcome.__traceback__))
 
 
-class ClientActor(ShutdownOnExit, Supervised, pykka.ThreadingActor):
+class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Owns an LM's HTTP endpoint, breaker, concurrency cap, rate limit and counters.
 
     Its thread is a daemon thread and the ActorSystem stops it from an atexit hook, so a

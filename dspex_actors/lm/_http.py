@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import aiohttp
+import yarl
 
 from dspex_actors._errors import (
     ConfigurationError,
@@ -116,7 +117,9 @@ class HTTPEndpoint:
         self._limit = limit
         self._https = self.url.startswith("https://")
         self._ssl = ssl_context_for(lm.verify) if self._https else True
+        self._url = yarl.URL(self.url)
         self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
+        self._proxy_url = None if self._proxy is None else yarl.URL(self._proxy.url)
         self._headers = {
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "gzip, deflate",
@@ -145,7 +148,7 @@ class HTTPEndpoint:
             timeout=aiohttp.ClientTimeout(total=None),  # each attempt has its own deadline
             auto_decompress=True,
             trust_env=False,  # the proxy was resolved once, in resolve_proxy
-            skip_auto_headers=("Content-Type",),
+            cookie_jar=aiohttp.DummyCookieJar(),  # an LM API sets no cookies worth keeping
         )
 
     def start(self, attempt: Attempt) -> None:
@@ -209,11 +212,11 @@ class HTTPEndpoint:
         try:
             async with asyncio.timeout(attempt.timeout):
                 response = await session.post(
-                    self.url,
+                    self._url,
                     data=attempt.body,
                     headers=self._headers,
                     allow_redirects=False,
-                    proxy=None if proxy is None else proxy.url,
+                    proxy=self._proxy_url,
                     proxy_auth=None if proxy is None else proxy.auth,
                 )
                 try:

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 1.0
 DEAD_ACTOR_GRACE_SECONDS = 2.0
 
 Watch = tuple[pykka.ActorRef[Any], Callable[[], BaseException | None]]

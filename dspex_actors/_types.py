@@ -6,6 +6,7 @@ the system can all name these types without importing one another.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -14,6 +15,7 @@ import pykka
 
 __all__ = [
     "Answered",
+    "AsyncReply",
     "ChunkSink",
     "LMRequest",
     "LMResponse",
@@ -96,8 +98,20 @@ class ChunkSink(Protocol):
         """Take one chunk."""
 
 
-Reply = pykka.ThreadingFuture[LMResponse] | ReplyTo
-"""Where a call's outcome goes: a future the caller waits on, or an actor's mailbox."""
+class AsyncReply(NamedTuple):
+    """An asyncio future to complete on its own loop (``loop.call_soon_threadsafe``).
+
+    Awaiting a pykka future would block the event loop; an asyncio caller hands this
+    instead and the actor's outcome is scheduled onto the caller's loop.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[LMResponse]
+
+
+Reply = pykka.ThreadingFuture[LMResponse] | ReplyTo | AsyncReply
+"""Where a call's outcome goes: a future a thread waits on, an asyncio future, or an
+actor's mailbox. Completed with :func:`dspex_actors._reply.deliver`."""
 
 
 class Submit(NamedTuple):

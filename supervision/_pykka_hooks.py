@@ -54,13 +54,15 @@ def check_pykka_hooks() -> None:
         function = method.__func__ if isinstance(method, staticmethod) else method
         params = list(inspect.signature(function).parameters)
         if params != expected:
-            problems.append(f"pykka.ThreadingActor.{name}{tuple(params)} != {tuple(expected)}")
+            problems.append(
+                f"pykka.ThreadingActor.{name}{tuple(params)} != {tuple(expected)}"
+            )
     inbox = pykka.ThreadingActor._create_actor_inbox()
     for needed in ("put", "get", "empty"):
         if not hasattr(inbox, needed):
             problems.append(f"pykka's inbox has no {needed}()")
     if problems:
+        version = importlib.metadata.version("pykka")
         raise RuntimeError(
-            f"pykka {importlib.metadata.version('pykka')} changed the private hooks supervision uses: "
-            + "; ".join(problems)
+            f"pykka {version} changed the private hooks supervision uses: " + "; ".join(problems)
         )

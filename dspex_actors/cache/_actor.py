@@ -13,10 +13,8 @@ reply. Failures are never cached. Every reply future is completed here, on this 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import queue
 import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +24,8 @@ import pykka
 
 from dspex_actors._errors import CacheError, LMUnavailableError
 from dspex_actors._lifecycle import ShutdownOnExit
-from dspex_actors._types import Answered, LMRequest, LMResponse, ReplyTo, Submit
+from dspex_actors._reply import deliver
+from dspex_actors._types import Answered, LMRequest, LMResponse, Reply, ReplyTo, Submit
 from dspex_actors.cache._sqlite import SQLiteTier
 from supervision import SimpleQueueInbox, Supervised
 
@@ -61,7 +60,7 @@ class Fetch(NamedTuple):
     key: str
     request: LMRequest
     client: pykka.ActorRef[Any]
-    reply: pykka.ThreadingFuture[LMResponse]
+    reply: Reply
 
 
 class ClientGone(NamedTuple):
@@ -107,11 +106,6 @@ def _response(entry: _Entry, *, cached: bool = True) -> LMResponse:
     return LMResponse(texts, dict(usage), model, finish_reasons, cached=cached)
 
 
-def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    with contextlib.suppress(queue.Full):  # a future is completed once
-        future.set_exception(exc_info=(type(error), error, error.__traceback__))
-
-
 class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
     """Holds the LM response cache of one ActorSystem (daemon thread, like the Clients)."""
 
@@ -125,7 +119,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             if options.ttl is not None
             else cachetools.LRUCache(options.maxsize)
         )
-        self._waiting: dict[str, list[pykka.ThreadingFuture[LMResponse]]] = {}
+        self._waiting: dict[str, list[Reply]] = {}
         self._submitted_to: dict[str, pykka.ActorRef[Any]] = {}
         self._tier: SQLiteTier | None = None
         self.counters = {
@@ -168,7 +162,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         entry = self._memory.get(key)
         if entry is not None:
             self.counters["hits"] += 1
-            reply.set(_response(entry))
+            deliver(reply, _response(entry))
             return
         waiting = self._waiting.get(key)
         if waiting is not None:
@@ -177,13 +171,13 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             return
         stored = self._from_tier(key)
         if stored is not None:
-            reply.set(stored)
+            deliver(reply, stored)
             return
         self.counters["misses"] += 1
         try:
             fetch.client.tell(Submit(fetch.request, ReplyTo(self.actor_ref, key)))
         except pykka.ActorDeadError:
-            _fail(
+            deliver(
                 reply,
                 LMUnavailableError(
                     "the Client actor stopped before taking the call (it may be restarting)"
@@ -199,8 +193,8 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             self._store(key, outcome)
             return
         self._submitted_to.pop(key, None)
-        for future in self._waiting.pop(key, []):
-            _fail(future, outcome)
+        for reply in self._waiting.pop(key, []):
+            deliver(reply, outcome)
 
     def _client_gone(self, key: str) -> None:
         client = self._submitted_to.get(key)
@@ -236,9 +230,8 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             except sqlite3.Error as exc:
                 self._tier_failed("write", exc)
         self._submitted_to.pop(key, None)
-        for index, future in enumerate(self._waiting.pop(key, [])):
-            with contextlib.suppress(queue.Full):  # the first is the call's own caller
-                future.set(_response(entry, cached=index > 0))
+        for index, reply in enumerate(self._waiting.pop(key, [])):
+            deliver(reply, _response(entry, cached=index > 0))  # the first one led
 
     def _tier_failed(self, what: str, exc: sqlite3.Error) -> None:
         """A failing persistent tier is logged and counted; the memory tier carries on."""
@@ -261,9 +254,9 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         """Release every waiting reply (callers fall back to calling the LM), close the file."""
         waiting, self._waiting = self._waiting, {}
         self._submitted_to.clear()
-        for futures in waiting.values():
-            for future in futures:
-                _fail(future, CacheError(f"the Cache actor {how} while the call was waiting"))
+        for replies in waiting.values():
+            for reply in replies:
+                deliver(reply, CacheError(f"the Cache actor {how} while the call was waiting"))
         if self._tier is not None:
             self._tier.close()
             self._tier = None

@@ -16,7 +16,6 @@ import heapq
 import itertools
 import json
 import logging
-import queue
 import time
 from collections import deque
 from typing import Any, NamedTuple
@@ -32,15 +31,8 @@ from dspex_actors._errors import (
 )
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._loop import IOLoop, IOLoopClosedError
-from dspex_actors._types import (
-    Answered,
-    ChunkSink,
-    LMRequest,
-    LMResponse,
-    Reply,
-    ReplyTo,
-    Submit,
-)
+from dspex_actors._reply import deliver
+from dspex_actors._types import ChunkSink, LMRequest, LMResponse, Reply, Submit
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
 from dspex_actors.lm._limits import TokenBucket
@@ -56,7 +48,6 @@ __all__ = [
     "Submit",
     "call_client",
     "client_unavailable",
-    "deliver",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,19 +89,6 @@ class _Call:
     deadline: float | None
     attempts: int = 0
     last_error: LMError | None = None
-
-
-def deliver(reply: Reply, outcome: LMResponse | BaseException) -> None:
-    """Complete ``reply`` with ``outcome`` (a future already settled is left alone)."""
-    if isinstance(reply, ReplyTo):
-        with contextlib.suppress(pykka.ActorDeadError):
-            reply.actor.tell(Answered(reply.tag, outcome))
-        return
-    with contextlib.suppress(queue.Full):
-        if isinstance(outcome, LMResponse):
-            reply.set(outcome)
-        else:
-            reply.set_exception(exc_info=(type(outcome), outcome, outcome.__traceback__))
 
 
 class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):

@@ -4,8 +4,11 @@ aiohttp closes a connection whose reply came with extra bytes in the same read, 
 connection that receives bytes while it sits idle in the pool (a server that wrote one
 reply too many, late) is handed to the next request as it is, and that request reads the
 stale reply as its own (seen here). :class:`StrictReuseConnector` checks, at the moment
-a pooled connection is taken, whether anything arrived on it since its last reply, and
-closes it if so.
+a pooled connection is taken, whether anything arrived on it since its last reply --
+bytes aiohttp has buffered already, or bytes still waiting in the kernel (a non-blocking
+``MSG_PEEK`` on a duplicate of the socket: the loop may not have read them yet) -- and
+closes it if so. Bytes that arrive after the request is sent cannot be told apart from
+its reply in HTTP/1.1; that window is as short as a connection's reuse.
 
 This is the only place that relies on aiohttp internals (``TCPConnector._get``, and
 ``ResponseHandler.should_close`` being true when unread bytes are buffered);
@@ -15,7 +18,9 @@ call it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import socket
 from typing import Any
 
 import aiohttp
@@ -33,9 +38,27 @@ class StrictReuseConnector(aiohttp.TCPConnector):
             if connection is None:
                 return None
             protocol = connection.protocol
-            if protocol is None or not protocol.should_close:
+            if protocol is None or not (protocol.should_close or _bytes_waiting(protocol)):
                 return connection
-            connection.close()  # bytes (or an error) arrived while it was idle
+            connection.close()  # bytes (or an error, or the peer's close) came while idle
+
+
+def _bytes_waiting(protocol: ResponseHandler) -> bool:
+    """Whether the kernel holds unread bytes (or an EOF) for ``protocol``'s socket."""
+    transport = protocol.transport
+    if not isinstance(transport, asyncio.Transport):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with sock.dup() as duplicate:
+            duplicate.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True  # a reset or a broken socket: not reusable either
+    return True  # a byte, or b"" (the peer closed)
 
 
 def check_aiohttp_hooks() -> None:

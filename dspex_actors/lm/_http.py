@@ -120,11 +120,20 @@ class HTTPEndpoint:
         self._url = yarl.URL(self.url)
         self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
         self._proxy_url = None if self._proxy is None else yarl.URL(self._proxy.url)
+
         self._headers = {
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "gzip, deflate",
             **lm.provider_impl.headers(lm.api_key),
         }
+        # Proxy credentials: on the CONNECT for https; on the request itself for plain
+        # http, which the proxy receives whole (aiohttp sends proxy_headers on CONNECT only).
+        self._proxy_headers: dict[str, str] | None = None
+        if self._proxy is not None and self._proxy.authorization is not None:
+            if self._https:
+                self._proxy_headers = {"Proxy-Authorization": self._proxy.authorization}
+            else:
+                self._headers["Proxy-Authorization"] = self._proxy.authorization
         self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closed = False
@@ -208,7 +217,6 @@ class HTTPEndpoint:
     async def _attempt(self, attempt: Attempt) -> LMResponse | LMError:
         session = self._session
         assert session is not None
-        proxy = self._proxy
         try:
             async with asyncio.timeout(attempt.timeout):
                 response = await session.post(
@@ -217,13 +225,16 @@ class HTTPEndpoint:
                     headers=self._headers,
                     allow_redirects=False,
                     proxy=self._proxy_url,
-                    proxy_auth=None if proxy is None else proxy.auth,
+                    proxy_headers=self._proxy_headers,
                 )
                 try:
-                    return await self._read(response)
+                    outcome = await self._read(response)
                 except BaseException:
                     response.close()  # never back to the pool half-read
                     raise
+                if not isinstance(outcome, LMResponse):
+                    response.close()  # a connection is reused only after a good reply
+                return outcome
         except TimeoutError:
             return LMTimeoutError(
                 f"{self.lm.model} at {self.url} did not answer within {attempt.timeout:g}s",
@@ -255,7 +266,6 @@ class HTTPEndpoint:
             excerpt = self._redact(
                 excerpt_bytes.decode("utf-8", "replace")[:BODY_EXCERPT_CHARS]
             )
-            response.close()
             detail = excerpt
             if 300 <= status < 400:
                 target = response.headers.get("Location", "")
@@ -329,6 +339,6 @@ class HTTPEndpoint:
         if key:
             text = text.replace(key, "***")
         proxy = self._proxy
-        if proxy is not None and proxy.auth is not None and proxy.auth.password:
-            text = text.replace(proxy.auth.password, "***")
+        if proxy is not None and proxy.authorization is not None:
+            text = text.replace(proxy.authorization, "***")
         return text

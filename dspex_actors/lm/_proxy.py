@@ -4,18 +4,17 @@ Like httpx, requests and the openai SDK: an explicit ``LM(proxy=...)`` wins; oth
 ``HTTPS_PROXY``/``HTTP_PROXY`` (by the endpoint's scheme, ``ALL_PROXY`` as fallback) unless
 ``NO_PROXY`` names the endpoint's host. Resolved when the Client starts rather than per
 request (aiohttp's ``trust_env`` looks the environment up again on every request, off the
-event loop). Credentials in a proxy URL become a ``Proxy-Authorization`` header and never
+event loop). Credentials in a proxy URL become a ``Proxy-Authorization`` header (Basic) and never
 appear in ``repr``, logs or errors: :func:`redact_url` hides them.
 """
 
 from __future__ import annotations
 
+import base64
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
-
-import aiohttp
 
 from dspex_actors._errors import ConfigurationError
 
@@ -28,10 +27,14 @@ _bypass: Callable[[str, Mapping[str, str]], bool] = (
 
 
 class ProxyRoute(NamedTuple):
-    """A proxy URL without credentials, and the credentials if it had any."""
+    """A proxy URL without credentials, and the ``Proxy-Authorization`` value if it had any."""
 
     url: str
-    auth: aiohttp.BasicAuth | None
+    authorization: str | None
+
+    def __repr__(self) -> str:
+        hidden = None if self.authorization is None else "***"
+        return f"ProxyRoute(url={self.url!r}, authorization={hidden})"
 
 
 def redact_url(url: str) -> str:
@@ -60,17 +63,15 @@ def _route(url: str, *, source: str) -> ProxyRoute:
         url = "http://" + url  # HTTP_PROXY=host:port is common and means http
     check_proxy_url(url, source=source)
     parts = urlsplit(url)
-    auth = None
+    authorization = None
     if parts.username is not None:
-        auth = aiohttp.BasicAuth(
-            unquote(parts.username),
-            unquote(parts.password or ""),
-        )
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
-    return ProxyRoute(urlunsplit((parts.scheme, netloc, "", "", "")), auth)
+    return ProxyRoute(urlunsplit((parts.scheme, netloc, "", "", "")), authorization)
 
 
 def resolve_proxy(endpoint: str, proxy: str | bool | None) -> ProxyRoute | None:

@@ -16,6 +16,7 @@ from dspex_actors.testing._arithmetic import (
 )
 from dspex_actors.testing._cli import main
 from dspex_actors.testing._faults import Fault, FaultKind
+from dspex_actors.testing._hostile import HOSTILE_BEHAVIOURS, STALE_REPLY_CONTENT, HostileServer
 from dspex_actors.testing._process import ServerControl, ServerProcess
 from dspex_actors.testing._responders import (
     RESPONDERS,
@@ -30,9 +31,12 @@ from dspex_actors.testing._responders import (
 )
 from dspex_actors.testing._server import LocalLMServer
 from dspex_actors.testing._stats import ServerStats
+from dspex_actors.testing._tls import self_signed_certificate, server_ssl_context
 
 __all__ = [
+    "HOSTILE_BEHAVIOURS",
     "RESPONDERS",
+    "STALE_REPLY_CONTENT",
     "WEAK_WRONG_RATE",
     "WEAK_WRONG_RATE_WITH_DEMOS",
     "ChatRequest",
@@ -40,6 +44,7 @@ __all__ = [
     "DefaultResponder",
     "Fault",
     "FaultKind",
+    "HostileServer",
     "LocalLMServer",
     "Responder",
     "ServerControl",
@@ -51,6 +56,8 @@ __all__ = [
     "fixed_responder",
     "main",
     "parse_dspy_prompt",
+    "self_signed_certificate",
+    "server_ssl_context",
     "solve_arithmetic",
     "stable_fraction",
     "weak_model_is_wrong",

@@ -9,8 +9,8 @@ from typing import Any, Literal
 import pytest
 
 from dspex_actors import AdapterParseError, LMConnectionError
-from dspex_actors.adapters import ChatAdapter, JSONAdapter, demo_to_dict
 from dspex_actors._types import LMResponse
+from dspex_actors.adapters import ChatAdapter, JSONAdapter, demo_to_dict
 from dspex_actors.signatures import InputField, OutputField, Signature, make_signature
 
 

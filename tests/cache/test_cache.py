@@ -6,7 +6,6 @@ import dataclasses
 import gc
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -42,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     parser.add_argument("--jitter", type=float, default=0.0, help="extra uniform(0, J) seconds")
+    parser.add_argument(
+        "--stream-chunk-chars",
+        type=int,
+        default=8,
+        help="characters of content per streamed delta",
+    )
+    parser.add_argument(
+        "--stream-interval",
+        type=float,
+        default=0.0,
+        help="seconds between the events of a streamed reply",
+    )
     parser.add_argument("--model", default="local-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--responder", choices=sorted(RESPONDERS), default="default")
@@ -75,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         model=args.model,
         seed=args.seed,
+        stream_chunk_chars=args.stream_chunk_chars,
+        stream_interval=args.stream_interval,
     )
     if args.fault_rate:
         server.set_fault_rates(args.fault_rate)

@@ -14,7 +14,7 @@ __all__ = ["Fault", "FaultKind", "FaultPlan"]
 
 logger = logging.getLogger(__name__)
 
-FaultKind = Literal["http_error", "hang", "malformed_json", "no_choices", "drop"]
+FaultKind = Literal["http_error", "hang", "malformed_json", "no_choices", "drop", "stream_cut"]
 _KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
@@ -29,10 +29,17 @@ class Fault:
     - ``malformed_json``: a 200 whose body is truncated JSON.
     - ``no_choices``: a 200 JSON body without ``choices``.
     - ``drop``: close the connection without any reply.
+    - ``stream_cut``: a streamed reply stops half-way and the connection closes, without
+      the end of the chunked body and without ``data: [DONE]`` (a dropped stream); a
+      reply that is not streamed closes half-way through its body.
+
+    On a streamed request (``"stream": true``) ``http_error`` still answers with a JSON
+    error, ``hang`` delays the first event, ``malformed_json`` truncates the JSON of the
+    first content event and ``no_choices`` leaves ``choices`` out of every event.
 
     Build them with the class methods: ``Fault.http(429, retry_after=1)``,
     ``Fault.hang(30)``, ``Fault.malformed_json()``, ``Fault.no_choices()``, ``Fault.drop()``,
-    or ``Fault.parse("429")`` / ``"hang"`` / ``"drop"`` ...
+    ``Fault.stream_cut()``, or ``Fault.parse("429")`` / ``"hang"`` / ``"drop"`` ...
     """
 
     kind: FaultKind
@@ -76,6 +83,11 @@ class Fault:
         return cls("drop")
 
     @classmethod
+    def stream_cut(cls) -> Fault:
+        """Stop the reply half-way and close the connection (no ``[DONE]``)."""
+        return cls("stream_cut")
+
+    @classmethod
     def parse(cls, spec: str) -> Fault:
         """``"429"``/``"500"``/``"503"`` (any status), or a kind name such as ``"hang"``."""
         if spec.isdigit():
@@ -86,7 +98,7 @@ class Fault:
 
     @property
     def label(self) -> str:
-        """Counter name: ``http_429``, ``hang``, ``malformed_json``, ``no_choices``, ``drop``."""
+        """Counter name: ``http_429``, or the kind (``hang``, ``drop``, ``stream_cut``, ...)."""
         return f"http_{self.status}" if self.kind == "http_error" else self.kind
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """HTTP/1.1 wire format for the local LM server: an incremental request parser, reply bytes.
 
 No I/O here: the event loop (``_loop.py``) feeds received bytes to a
-:class:`RequestReader` and writes what :func:`reply_bytes` builds. Hand-written because
+:class:`RequestReader` and writes what :func:`reply_bytes` builds (a streamed reply:
+:func:`stream_head`, then its body in :func:`body_chunk` pieces). Hand-written because
 ``http.server``'s e-mail-based header parsing costs more CPU per request than the rest
 of the server together.
 """
@@ -14,7 +15,15 @@ from functools import lru_cache
 from http import HTTPStatus
 from typing import NamedTuple
 
-__all__ = ["ProtocolError", "Request", "RequestReader", "reply_bytes"]
+__all__ = [
+    "LAST_CHUNK",
+    "ProtocolError",
+    "Request",
+    "RequestReader",
+    "body_chunk",
+    "reply_bytes",
+    "stream_head",
+]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
@@ -40,6 +49,8 @@ class Request(NamedTuple):
     body: bytes
     keep_alive: bool
     """False when the connection must close after the reply (``Connection: close``, HTTP/1.0)."""
+    http11: bool = True
+    """False for an HTTP/1.0 client, which cannot read a chunked reply."""
 
 
 class _Head(NamedTuple):
@@ -48,6 +59,7 @@ class _Head(NamedTuple):
     headers: dict[str, str]
     keep_alive: bool
     length: int
+    http11: bool
 
 
 def _request_line(line: str) -> list[str]:
@@ -70,14 +82,15 @@ def _parse_head(raw: bytes | bytearray) -> _Head:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     connection = headers.get("connection", "").lower()
-    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    http11 = version == "HTTP/1.1"
+    keep_alive = connection != "close" if http11 else connection == "keep-alive"
     if headers.get("transfer-encoding", "").lower() == "chunked":
         raise ProtocolError(400, "chunked request bodies are not supported; send Content-Length")
     try:
         length = int(headers.get("content-length", "0"))
     except ValueError:
         raise ProtocolError(400, "invalid Content-Length") from None
-    return _Head(method, target, headers, keep_alive, max(length, 0))
+    return _Head(method, target, headers, keep_alive, max(length, 0), http11)
 
 
 def _check_partial_head(buffer: bytes | bytearray, start: int) -> None:
@@ -131,7 +144,11 @@ class RequestReader:
                 if len(buffer) < stop:
                     break
                 body = bytes(buffer[self._start : stop])
-                done.append(Request(head.method, head.target, head.headers, body, head.keep_alive))
+                done.append(
+                    Request(
+                        head.method, head.target, head.headers, body, head.keep_alive, head.http11
+                    )
+                )
                 self._head = None
                 consumed = stop
         except ProtocolError as exc:
@@ -178,3 +195,30 @@ def reply_bytes(
     parts.append(b"\r\n")
     parts.append(body)
     return b"".join(parts)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+"""Ends a chunked body; a stream cut short never sends it."""
+
+
+def stream_head(*, chunked: bool, close: bool) -> bytes:
+    """The head of a ``200`` Server-Sent Events reply, whose body follows in pieces.
+
+    ``chunked`` frames the body with :func:`body_chunk` (the connection can stay open);
+    otherwise the body has no length and ends when the connection closes.
+    """
+    parts = [
+        f"HTTP/1.1 200 OK\r\nServer: {_SERVER_NAME}\r\n"
+        "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    ]
+    if chunked:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    if close or not chunked:
+        parts.append("Connection: close\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def body_chunk(data: bytes) -> bytes:
+    """One piece of a chunked body (``data`` must not be empty: that ends the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)

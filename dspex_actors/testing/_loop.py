@@ -10,8 +10,9 @@ close to arrival times even while earlier requests are being answered; a reply h
 ``delay`` then leaves ``delay`` after its request arrived, not after its turn came.
 
 The owner answers every request it is handed exactly once, on the loop thread, with
-:meth:`EventLoop.send` or :meth:`EventLoop.drop`; other threads reach the loop with
-:meth:`EventLoop.call_soon_threadsafe`.
+:meth:`EventLoop.send` or :meth:`EventLoop.drop` (a reply written over time, such as an
+event stream, goes out with :meth:`EventLoop.send_part` calls, then ``send``); other
+threads reach the loop with :meth:`EventLoop.call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -182,6 +183,27 @@ class EventLoop(Generic[T]):
             self._selector.modify(channel.sock, _READ | _WRITE, channel)
             return
         self._written(channel)
+
+    def send_part(self, channel: Channel, data: bytes) -> None:
+        """Write part of the current request's reply; the request stays being answered.
+
+        Requests read meanwhile keep waiting until :meth:`send` writes the reply's end.
+        """
+        if channel.closed:
+            return
+        if channel.out:
+            channel.out += data
+            return
+        try:
+            sent = channel.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._close(channel)
+            return
+        if sent < len(data):
+            channel.out += memoryview(data)[sent:]
+            self._selector.modify(channel.sock, _READ | _WRITE, channel)
 
     def drop(self, channel: Channel) -> None:
         """Close the channel without a reply to its current request."""

@@ -80,6 +80,12 @@ class ServerControl:
         """Change the reply delay."""
         self._post("latency", {"latency": latency, "jitter": jitter})
 
+    def set_stream_pacing(
+        self, chunk_chars: int | None = None, interval: float | None = None
+    ) -> None:
+        """Change how streamed replies are cut and spaced (None keeps the current value)."""
+        self._post("stream", {"chunk_chars": chunk_chars, "interval": interval})
+
     def set_responder(self, name: str) -> None:
         """Switch the model by name (``"default"``, ``"weak"``, ``"echo"``)."""
         self._post("responder", {"name": name})
@@ -103,6 +109,8 @@ class ServerProcess(ServerControl):
         port: int = 0,
         model: str = "local-model",
         seed: int = 0,
+        stream_chunk_chars: int = 8,
+        stream_interval: float = 0.0,
         startup_timeout: float = 30.0,
         extra_args: Sequence[str] = (),
     ) -> None:
@@ -113,6 +121,8 @@ class ServerProcess(ServerControl):
             "--jitter", str(jitter),
             "--model", model,
             "--seed", str(seed),
+            "--stream-chunk-chars", str(stream_chunk_chars),
+            "--stream-interval", str(stream_interval),
             "--responder", responder,
             *extra_args,
         ]  # fmt: skip

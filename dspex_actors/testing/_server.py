@@ -5,7 +5,10 @@ responders right away and holds replies timed for later (latency, jitter, hang f
 in a deadline heap; responders passed in as callables may block, so they run on worker
 threads (``_workers.py``) and only their result comes back to the I/O thread. A reply is
 computed when its request arrives and leaves when due, so simultaneous replies leave
-together. stop() abandons held replies and closes every connection, so it returns
+together. A streamed reply (``"stream": true``, Server-Sent Events over a chunked body,
+encoded by ``_sse.py``) is computed whole on arrival too; with a stream interval its
+events go out one at a time, the rest of the stream held in the same heap between them.
+stop() abandons held replies and streams and closes every connection, so it returns
 promptly with no thread left (workers stuck in a responder are joined with a timeout).
 """
 
@@ -26,7 +29,14 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from dspex_actors.testing._faults import Fault, FaultPlan, FaultRates
-from dspex_actors.testing._http import ProtocolError, Request, reply_bytes
+from dspex_actors.testing._http import (
+    LAST_CHUNK,
+    ProtocolError,
+    Request,
+    body_chunk,
+    reply_bytes,
+    stream_head,
+)
 from dspex_actors.testing._loop import Channel, EventLoop
 from dspex_actors.testing._responders import (
     ChatRequest,
@@ -35,6 +45,7 @@ from dspex_actors.testing._responders import (
     resolve_responder,
     runs_inline,
 )
+from dspex_actors.testing._sse import DONE, chunk_payloads, sse_event
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
 from dspex_actors.testing._workers import WorkerPool
 
@@ -84,6 +95,28 @@ class _Reply(NamedTuple):
     completion_tokens: int = 0
 
 
+class _StreamReply(NamedTuple):
+    """A streamed chat reply: its SSE events and how many of them are already written."""
+
+    events: tuple[bytes, ...]
+    """Every event to write, ``data: [DONE]`` last unless the stream is cut."""
+    interval: float
+    prompt_tokens: int
+    completion_tokens: int
+    cut: bool = False
+    """Close the connection after the events without ending the body (``stream_cut``)."""
+    sent: int = 0
+
+
+class _CutReply(NamedTuple):
+    """A reply that is not streamed, to be cut half-way through its body (``stream_cut``)."""
+
+    reply: _Reply
+
+
+_Answer = _Reply | _StreamReply | _CutReply
+
+
 class _Job(NamedTuple):
     """A chat request that gets a model answer (possibly faulted), due ``delay`` after arrival."""
 
@@ -99,13 +132,15 @@ class _Exchange(NamedTuple):
     channel: Channel
     close: bool
     due: float
+    chunked: bool = True
+    """Whether the client reads chunked bodies (HTTP/1.1); else a stream ends with a close."""
 
 
 class _Held(NamedTuple):
-    """A reply waiting in the loop's deadline heap."""
+    """A reply (or the rest of a stream, its next event due) waiting in the deadline heap."""
 
     exchange: _Exchange
-    reply: _Reply
+    reply: _Answer
 
 
 class LocalLMServer:
@@ -120,6 +155,10 @@ class LocalLMServer:
     manager or ``start()``/``stop()``; ``.url`` is the ``api_base``
     (``http://127.0.0.1:PORT/v1``). ``stop()`` abandons requests still waiting (latency
     or hang): their connections close without a reply.
+
+    A request with ``"stream": true`` gets the same content as a Server-Sent Events
+    stream of ``chat.completion.chunk`` objects, cut every ``stream_chunk_chars``
+    characters, with ``stream_interval`` seconds between events (0: all in one write).
     """
 
     def __init__(
@@ -133,11 +172,16 @@ class LocalLMServer:
         model: str = "local-model",
         seed: int = 0,
         max_logged_requests: int = 10_000,
+        stream_chunk_chars: int = 8,
+        stream_interval: float = 0.0,
     ) -> None:
         self._responder = resolve_responder(responder)
         self._check_latency(latency, jitter)
         self._latency = latency
         self._jitter = jitter
+        self._check_stream_pacing(stream_chunk_chars, stream_interval)
+        self._stream_chunk_chars = stream_chunk_chars
+        self._stream_interval = stream_interval
         self._host = host
         self._requested_port = port
         self.model = model
@@ -271,6 +315,35 @@ class LocalLMServer:
         self._check_latency(latency, jitter)
         self._latency, self._jitter = latency, jitter
 
+    @staticmethod
+    def _check_stream_pacing(chunk_chars: int, interval: float) -> None:
+        if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars < 1:
+            raise ValueError(f"stream_chunk_chars must be an int >= 1, got {chunk_chars!r}")
+        if interval < 0:
+            raise ValueError(f"stream_interval must be >= 0, got {interval}")
+
+    @property
+    def stream_chunk_chars(self) -> int:
+        """How many characters of content each streamed delta carries (at most)."""
+        return self._stream_chunk_chars
+
+    @property
+    def stream_interval(self) -> float:
+        """Seconds between the events of a streamed reply (0: all in one write)."""
+        return self._stream_interval
+
+    def set_stream_pacing(
+        self, chunk_chars: int | None = None, interval: float | None = None
+    ) -> None:
+        """Change how streamed replies are cut and spaced (None keeps the current value).
+
+        Applies to streams whose request arrives afterwards.
+        """
+        chunk_chars = self._stream_chunk_chars if chunk_chars is None else chunk_chars
+        interval = self._stream_interval if interval is None else interval
+        self._check_stream_pacing(chunk_chars, interval)
+        self._stream_chunk_chars, self._stream_interval = chunk_chars, interval
+
     def set_responder(self, responder: Responder | str | None) -> None:
         """Swap the model at run time (a callable or a name)."""
         self._responder = resolve_responder(responder)
@@ -370,7 +443,9 @@ class LocalLMServer:
         outcome = self._begin_chat(body, headers)
         loop = self._require_loop()
         if isinstance(outcome, _Job) and not self._stopping.is_set():
-            exchange = _Exchange(channel, not request.keep_alive, arrival + outcome.delay)
+            exchange = _Exchange(
+                channel, not request.keep_alive, arrival + outcome.delay, request.http11
+            )
             if not runs_inline(outcome.responder):
                 self._stats.chat_started(logged, headers)
                 self._answer_on_worker(exchange, outcome)
@@ -387,6 +462,10 @@ class LocalLMServer:
             self._stats.chat_started(logged, headers)
             self._stats.chats_finished()
             loop.drop(channel)
+            return
+        if not isinstance(reply, _Reply):  # a stream, or a reply to cut short
+            self._stats.chat_started(logged, headers)
+            self._write_in_parts(exchange, reply)
             return
         self._stats.chat_answered(
             logged, headers, reply.status, reply.prompt_tokens, reply.completion_tokens
@@ -431,7 +510,7 @@ class LocalLMServer:
             self._stats.chats_finished()
             loop.drop(exchange.channel)
 
-    def _deliver(self, exchange: _Exchange, reply: _Reply) -> None:
+    def _deliver(self, exchange: _Exchange, reply: _Answer) -> None:
         """A worker's reply, back on the loop: write it if due, else hold it."""
         loop = self._require_loop()
         if self._stopping.is_set():
@@ -442,11 +521,11 @@ class LocalLMServer:
         else:
             self._release([_Held(exchange, reply)])
 
-    def _hold(self, exchange: _Exchange, reply: _Reply) -> None:
+    def _hold(self, exchange: _Exchange, reply: _Answer) -> None:
         self._require_loop().hold(exchange.due, _Held(exchange, reply))
 
     def _release(self, due: list[_Held]) -> None:
-        """Write held replies whose time has come (abandon them when stopping)."""
+        """Write held replies and stream events whose time has come (abandon when stopping)."""
         loop = self._require_loop()
         if self._stopping.is_set():
             self._abandon(due)
@@ -454,22 +533,69 @@ class LocalLMServer:
                 loop.drop(held.exchange.channel)
             return
         self._stats.chats_replied(
-            [(h.reply.status, h.reply.prompt_tokens, h.reply.completion_tokens) for h in due]
+            [(r.status, r.prompt_tokens, r.completion_tokens) for _, r in due if type(r) is _Reply]
         )
-        for (channel, close, _), reply in due:
-            data = reply_bytes(reply.status, reply.body, reply.headers, close=close)
-            loop.send(channel, data, close=close)
+        for exchange, reply in due:
+            if isinstance(reply, _Reply):
+                data = reply_bytes(reply.status, reply.body, reply.headers, close=exchange.close)
+                loop.send(exchange.channel, data, close=exchange.close)
+            else:
+                self._write_in_parts(exchange, reply)
 
     def _abandon(self, held: list[_Held]) -> None:
-        """Held replies never written (the server stops): their connections close."""
+        """Held replies and streams never finished (the server stops): their connections close."""
         if held:
             self._stats.chats_finished(len(held))
 
-    def _answer(self, job: _Job) -> _Reply:
+    def _write_in_parts(self, exchange: _Exchange, reply: _StreamReply | _CutReply) -> None:
+        """Write a reply that is not one plain write: a stream's next events, or a cut reply."""
+        if isinstance(reply, _StreamReply):
+            self._write_stream(exchange, reply)
+            return
+        loop = self._require_loop()
+        plain = reply.reply
+        self._stats.chats_replied([(plain.status, plain.prompt_tokens, plain.completion_tokens)])
+        data = reply_bytes(plain.status, plain.body, plain.headers, close=exchange.close)
+        kept = len(data) - len(plain.body) + len(plain.body) // 2  # the head, half the body
+        loop.send(exchange.channel, data[:kept], close=True)
+
+    def _write_stream(self, exchange: _Exchange, stream: _StreamReply) -> None:
+        """Write a stream's next event (every event without an interval); hold the rest.
+
+        The status and usage count with the first event; the request leaves ``in_flight``
+        just before the last event is written. A client gone meanwhile ends the stream.
+        """
+        loop = self._require_loop()
+        channel, chunked = exchange.channel, exchange.chunked
+        if channel.closed:
+            self._stats.chats_finished()
+            return
+        events, sent = stream.events, stream.sent
+        end = sent + 1 if stream.interval > 0 else len(events)
+        parts = []
+        if sent == 0:
+            self._stats.stream_started(stream.prompt_tokens, stream.completion_tokens)
+            parts.append(stream_head(chunked=chunked, close=exchange.close or not chunked))
+        pending = events[sent:end]
+        parts.extend(map(body_chunk, pending) if chunked else pending)
+        if end < len(events):
+            loop.send_part(channel, b"".join(parts))
+            due = max(exchange.due, time.monotonic()) + stream.interval
+            loop.hold(due, _Held(exchange._replace(due=due), stream._replace(sent=end)))
+            return
+        if chunked and not stream.cut:
+            parts.append(LAST_CHUNK)
+        self._stats.chats_finished()
+        close = exchange.close or not chunked or stream.cut
+        loop.send(channel, b"".join(parts), close=close)
+
+    def _answer(self, job: _Job) -> _Answer:
         """The model's reply to a job, with the job's fault applied (any thread)."""
         request, fault = job.request, job.fault
         try:
             texts = self._run_responder(job.responder, request)
+            if request.params.get("stream") is True:
+                return self._stream_reply(request, texts, fault)
             body, prompt_tokens, completion_tokens = self._completion_body(
                 request, texts, with_choices=fault is None or fault.kind != "no_choices"
             )
@@ -477,9 +603,50 @@ class LocalLMServer:
             logger.warning("responder %r failed", job.responder, exc_info=True)
             message = f"responder failed: {type(exc).__name__}: {exc}"
             return _Reply(500, _error_body(500, message))
-        if fault is not None and fault.kind == "malformed_json":
-            body = body[: max(1, len(body) // 2)]
-        return _Reply(200, body, (), prompt_tokens, completion_tokens)
+        reply = _Reply(200, body, (), prompt_tokens, completion_tokens)
+        if fault is not None:
+            if fault.kind == "malformed_json":
+                return reply._replace(body=body[: max(1, len(body) // 2)])
+            if fault.kind == "stream_cut":
+                return _CutReply(reply)
+        return reply
+
+    def _stream_reply(
+        self, request: ChatRequest, texts: list[str], fault: Fault | None
+    ) -> _StreamReply:
+        """The non-streamed completion, cut into SSE events, with the fault applied.
+
+        Built from the very completion a non-streamed request gets (same content, finish
+        reasons, usage, id): decoding it again costs a streamed request a few
+        microseconds, and the non-streamed path nothing.
+        """
+        body, prompt_tokens, completion_tokens = self._completion_body(request, texts)
+        completion = json.loads(body)
+        choices = [(c["message"]["content"], c["finish_reason"]) for c in completion["choices"]]
+        options = request.params.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        kind = None if fault is None else fault.kind
+        payloads = chunk_payloads(
+            completion["id"],
+            completion["created"],
+            completion["model"],
+            choices,
+            chunk_chars=self._stream_chunk_chars,
+            usage=(prompt_tokens, completion_tokens) if include_usage else None,
+            with_choices=kind != "no_choices",
+        )
+        if kind == "malformed_json":  # the first event after the role deltas
+            first = payloads[len(choices)]
+            payloads[len(choices)] = first[: max(1, len(first) // 2)]
+        cut = kind == "stream_cut"
+        if cut:
+            del payloads[max(1, len(payloads) // 2) :]
+        events = [sse_event(payload) for payload in payloads]
+        if not cut:
+            events.append(DONE)
+        return _StreamReply(
+            tuple(events), self._stream_interval, prompt_tokens, completion_tokens, cut
+        )
 
     def _next_delay(self) -> float:
         if self._jitter <= 0:
@@ -501,8 +668,11 @@ class LocalLMServer:
         n = body.get("n", 1)
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise _BadRequest(f"'n' must be a positive integer, got {n!r}")
-        if body.get("stream"):
-            raise _BadRequest("streaming is not supported by the local test server")
+        stream = body.get("stream")
+        if stream is not None and stream is not True and stream is not False:
+            raise _BadRequest(f"'stream' must be a boolean, got {stream!r}")
+        if "stream_options" in body:
+            _check_stream_options(body["stream_options"], stream is True)
         model = body.get("model")
         params = {k: v for k, v in body.items() if k not in {"model", "messages"}}
         return ChatRequest(
@@ -585,6 +755,10 @@ class LocalLMServer:
             elif method == "POST" and action == "latency":
                 self.set_latency(float(data["latency"]), _optional_float(data.get("jitter")))
                 self._send_json(channel, request, {"ok": True})
+            elif method == "POST" and action == "stream":
+                interval = _optional_float(data.get("interval"))
+                self.set_stream_pacing(data.get("chunk_chars"), interval)
+                self._send_json(channel, request, {"ok": True})
             elif method == "POST" and action == "responder":
                 self.set_responder(str(data["name"]))
                 self._send_json(channel, request, {"ok": True})
@@ -602,6 +776,23 @@ class LocalLMServer:
             self.set_fault_rates(rates, seed=data.get("seed"))
         if "script" in data:
             self.push_faults(*(None if f is None else Fault.from_dict(f) for f in data["script"]))
+
+
+def _check_stream_options(options: Any, streamed: bool) -> None:
+    """Reject ``stream_options`` as the OpenAI API does (only with ``"stream": true``)."""
+    if options is None:
+        return
+    if not streamed:
+        raise _BadRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+        )
+    if not isinstance(options, dict):
+        raise _BadRequest(f"'stream_options' must be an object, got {options!r}")
+    include_usage = options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise _BadRequest(
+            f"'stream_options.include_usage' must be a boolean, got {include_usage!r}"
+        )
 
 
 def _optional_float(value: Any) -> float | None:

@@ -19,9 +19,14 @@ class ServerStats:
     included); ``status_counts`` maps HTTP status → replies sent (a dropped connection
     has no status); ``in_flight`` counts requests received and not yet answered (a
     request leaves it just before its reply is written); ``faults`` maps a fault label
-    (``http_429``, ``hang``, ``malformed_json``, ``no_choices``, ``drop``) → times
-    injected; ``requests`` holds the most recent parsed request bodies in arrival order,
-    ``headers`` their headers.
+    (``http_429``, ``hang``, ``malformed_json``, ``no_choices``, ``drop``, ``stream_cut``)
+    → times injected; ``requests`` holds the most recent parsed request bodies in arrival
+    order, ``headers`` their headers.
+
+    ``streams`` counts replies sent as an event stream (``"stream": true``; cut ones
+    included). A stream's status and usage count when its first event is written; the
+    request stays in ``in_flight`` until its last event is written (or the stream is
+    cut, abandoned at stop, or found at its next event to have lost its client).
     """
 
     requests_total: int = 0
@@ -34,6 +39,7 @@ class ServerStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     models_requests: int = 0
+    streams: int = 0
 
     def status(self, code: int) -> int:
         """Replies sent with HTTP status ``code``."""
@@ -57,6 +63,7 @@ class ServerStats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "models_requests": self.models_requests,
+            "streams": self.streams,
         }
 
     @classmethod
@@ -73,6 +80,7 @@ class ServerStats:
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
             models_requests=int(data.get("models_requests", 0)),
+            streams=int(data.get("streams", 0)),
         )
 
 
@@ -101,6 +109,7 @@ class StatsRecorder:
         self._prompt_tokens = 0
         self._completion_tokens = 0
         self._models_requests = 0
+        self._streams = 0
 
     def _notify_locked(self) -> None:
         if self._waiters:
@@ -158,8 +167,23 @@ class StatsRecorder:
                 self._reply_locked(status, prompt_tokens, completion_tokens)
             self._notify_locked()
 
+    def stream_started(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """A ``200`` event stream's first event is about to be written.
+
+        Counts the status and usage now; the request stays in flight until
+        :meth:`chats_finished` once the stream ends.
+        """
+        with self._lock:
+            self._streams += 1
+            self._reply_locked(200, prompt_tokens, completion_tokens)
+            self._in_flight += 1  # still being answered
+            self._notify_locked()
+
     def chats_finished(self, count: int = 1) -> None:
-        """Requests ended without a reply (dropped, or abandoned at stop)."""
+        """Requests leaving ``in_flight`` with nothing more to write.
+
+        Dropped, abandoned at stop (held or mid-stream), or streams that ended.
+        """
         with self._lock:
             self._in_flight -= count
             self._notify_locked()
@@ -211,4 +235,5 @@ class StatsRecorder:
             prompt_tokens=self._prompt_tokens,
             completion_tokens=self._completion_tokens,
             models_requests=self._models_requests,
+            streams=self._streams,
         )

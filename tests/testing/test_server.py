@@ -136,7 +136,7 @@ def test_max_tokens_truncates_with_length_finish(
         (b"{not json", "not valid JSON"),
         (b'{"model": "m"}', "'messages'"),
         (b'{"messages": [{"role": "user", "content": "x"}], "n": 0}', "'n'"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "stream": true}', "streaming"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "'stream'"),
     ],
 )
 def test_bad_requests_get_400(lm_server: LocalLMServer, payload: bytes, fragment: str) -> None:

@@ -22,6 +22,9 @@ class Runtime(Protocol):
     def request(self, request: LMRequest, lm: Any = None) -> LMResponse:
         """Make one LM call (``lm`` None: the system's default LM)."""
 
+    async def arequest(self, request: LMRequest, lm: Any = None) -> LMResponse:
+        """The awaitable twin of :meth:`request`."""
+
 
 class _Lookup:
     current: Callable[[], Runtime] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_origin
 
 from dspex_actors._errors import AdapterParseError
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dspex_actors._types import LMResponse
 
 __all__ = [
+    "AsyncRequestFn",
     "RequestFn",
     "demo_to_dict",
     "field_description_string",
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 RequestFn = Callable[[list[dict[str, str]], dict[str, Any]], "LMResponse"]
 """Sends chat messages with request params to the LM (through the system) and returns the reply."""
+
+AsyncRequestFn = Callable[[list[dict[str, str]], dict[str, Any]], Awaitable["LMResponse"]]
+"""The awaitable twin of :data:`RequestFn`."""
 
 _EXCERPT = 500
 

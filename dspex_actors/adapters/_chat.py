@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dspex_actors._errors import AdapterParseError, CoercionError
 from dspex_actors.adapters._base import (
+    AsyncRequestFn,
     RequestFn,
     demo_to_dict,
     field_description_string,
@@ -96,14 +97,35 @@ class ChatAdapter:
             try:
                 return JSONAdapter()(request_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
-                raise AdapterParseError(
-                    f"ChatAdapter failed and so did its one JSON-mode retry. First: {first} "
-                    f"Retry: {second}",
-                    signature=sig,
-                    missing_fields=second.missing_fields,
-                    lm_response=second.lm_response,
-                    parsed=second.parsed,
-                ) from second
+                raise _fallback_failed(sig, first, second) from second
+
+    async def acall(
+        self,
+        arequest_fn: AsyncRequestFn,
+        signature: type[Signature] | str,
+        demos: Iterable[Any],
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], LMResponse]:
+        """:meth:`__call__` with an awaitable ``arequest_fn``: the same prompt and parsing."""
+        sig = ensure_signature(signature)
+        demo_list = list(demos)
+        call_params = dict(params or {})
+        try:
+            messages = self.format(sig, demo_list, inputs)
+            return self._parse_all(sig, await arequest_fn(messages, call_params))
+        except AdapterParseError as first:
+            if not self.use_json_adapter_fallback:
+                raise
+            from dspex_actors.adapters._json import JSONAdapter
+
+            logger.debug(
+                "chat-format parse failed for %s; retrying once in JSON mode", sig.signature
+            )
+            try:
+                return await JSONAdapter().acall(arequest_fn, sig, demo_list, inputs, call_params)
+            except AdapterParseError as second:
+                raise _fallback_failed(sig, first, second) from second
 
     def _run(
         self,
@@ -114,7 +136,12 @@ class ChatAdapter:
         params: dict[str, Any],
     ) -> tuple[list[dict[str, Any]], LMResponse]:
         messages = self.format(signature, demos, inputs)
-        response = request_fn(messages, params)
+        return self._parse_all(signature, request_fn(messages, params))
+
+    def _parse_all(
+        self, signature: type[Signature], response: LMResponse
+    ) -> tuple[list[dict[str, Any]], LMResponse]:
+        """Every choice of ``response`` parsed (an empty one is a parse error)."""
         values = []
         for text in response.texts:
             if not text:
@@ -338,3 +365,17 @@ def _coerce_outputs(
             adapter, signature, completion, problem="output fields are missing", parsed=result
         )
     return result
+
+
+def _fallback_failed(
+    signature: type[Signature], first: AdapterParseError, second: AdapterParseError
+) -> AdapterParseError:
+    """The error when both the chat-format parse and its JSON-mode retry failed."""
+    return AdapterParseError(
+        f"ChatAdapter failed and so did its one JSON-mode retry. First: {first} "
+        f"Retry: {second}",
+        signature=signature,
+        missing_fields=second.missing_fields,
+        lm_response=second.lm_response,
+        parsed=second.parsed,
+    )

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dspex_actors.adapters._base import (
+    AsyncRequestFn,
     RequestFn,
     parse_error,
     translate_field_type,
@@ -59,6 +60,20 @@ class JSONAdapter(ChatAdapter):
         sig = ensure_signature(signature)
         call_params = {**(params or {}), "response_format": dict(JSON_RESPONSE_FORMAT)}
         return self._run(request_fn, sig, list(demos), inputs, call_params)
+
+    async def acall(
+        self,
+        arequest_fn: AsyncRequestFn,
+        signature: type[Signature] | str,
+        demos: Iterable[Any],
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], LMResponse]:
+        """:meth:`__call__` with an awaitable ``arequest_fn``."""
+        sig = ensure_signature(signature)
+        call_params = {**(params or {}), "response_format": dict(JSON_RESPONSE_FORMAT)}
+        messages = self.format(sig, list(demos), inputs)
+        return self._parse_all(sig, await arequest_fn(messages, call_params))
 
     def format_field_structure(self, signature: type[Signature]) -> str:
         """Inputs as ``[[ ## name ## ]]`` sections, outputs as an indented JSON object."""

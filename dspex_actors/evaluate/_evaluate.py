@@ -1,7 +1,10 @@
-"""Evaluate: score a program on a dev set with a bounded pool of worker actors."""
+"""Evaluate: score a program on a dev set, on a bounded pool of worker actors or, for a
+natively async program, as a bounded number of tasks on an event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import numbers
 import os
@@ -10,10 +13,12 @@ from collections.abc import Callable, Iterable, Sized
 from typing import Any, Final
 
 from dspex_actors._errors import ConfigurationError, EvaluationAborted
+from dspex_actors.evaluate._async_executor import AsyncExecutor
 from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress
 from dspex_actors.evaluate._progress import TqdmProgress
 from dspex_actors.evaluate._result import EvaluationResult
 from dspex_actors.evaluate._worker import ExampleFailure
+from dspex_actors.primitives import Module
 
 __all__ = ["Evaluate"]
 
@@ -130,7 +135,80 @@ class Evaluate:
         save_as_csv: str | os.PathLike[str] | None = None,
         save_as_json: str | os.PathLike[str] | None = None,
     ) -> EvaluationResult:
-        """Run ``program`` over the dev set; see the class docstring for the semantics."""
+        """Run ``program`` over the dev set; see the class docstring for the semantics.
+
+        A natively async program (Predict, ChainOfThought, a Module with ``aforward``)
+        runs as tasks on an event loop in this thread, called from synchronous code: no
+        thread per example. Anything else runs on the pool of worker actors.
+        """
+        plan = self._plan(
+            program,
+            metric=metric,
+            devset=devset,
+            num_threads=num_threads,
+            display_progress=display_progress,
+            max_errors=max_errors,
+            failure_score=failure_score,
+            timeout=timeout,
+            provide_traceback=provide_traceback,
+            save_as_csv=save_as_csv,
+            save_as_json=save_as_json,
+        )
+        if _natively_async(program) and not _loop_running():
+            return asyncio.run(self._run_tasks(plan))
+        return self._run_workers(plan)
+
+    async def acall(
+        self,
+        program: Callable[..., Any],
+        metric: Metric | None = None,
+        devset: Iterable[Any] | None = None,
+        num_threads: int | None = None,
+        display_progress: bool | None = None,
+        *,
+        max_errors: int | _Unset | None = _UNSET,
+        failure_score: float | None = None,
+        timeout: float | _Unset | None = _UNSET,
+        provide_traceback: bool | None = None,
+        save_as_csv: str | os.PathLike[str] | None = None,
+        save_as_json: str | os.PathLike[str] | None = None,
+    ) -> EvaluationResult:
+        """``await evaluate.acall(program)``: up to ``num_threads`` programs at once as tasks
+        on the caller's loop (a program that is not natively async runs on the pool of
+        worker actors, waited for off the loop). Same results and errors as a call."""
+        plan = self._plan(
+            program,
+            metric=metric,
+            devset=devset,
+            num_threads=num_threads,
+            display_progress=display_progress,
+            max_errors=max_errors,
+            failure_score=failure_score,
+            timeout=timeout,
+            provide_traceback=provide_traceback,
+            save_as_csv=save_as_csv,
+            save_as_json=save_as_json,
+        )
+        if _natively_async(program):
+            return await self._run_tasks(plan)
+        return await asyncio.to_thread(self._run_workers, plan)
+
+    def _plan(
+        self,
+        program: Callable[..., Any],
+        *,
+        metric: Metric | None,
+        devset: Iterable[Any] | None,
+        num_threads: int | None,
+        display_progress: bool | None,
+        max_errors: int | _Unset | None,
+        failure_score: float | None,
+        timeout: float | _Unset | None,
+        provide_traceback: bool | None,
+        save_as_csv: str | os.PathLike[str] | None,
+        save_as_json: str | os.PathLike[str] | None,
+    ) -> _Plan:
+        """Check one call's arguments against the defaults given to the constructor."""
         metric = self.metric if metric is None else metric
         devset = self.devset if devset is None else devset
         if metric is None:
@@ -147,29 +225,93 @@ class Evaluate:
         if not callable(program_value):
             msg = f"program must be callable (a Module or Predict), got {program!r}"
             raise TypeError(msg)
-        fail_score = self.failure_score if failure_score is None else failure_score
-        show = self.display_progress if display_progress is None else display_progress
         executor_args = (
             self.num_threads if num_threads is None else num_threads,
             self.max_errors if isinstance(max_errors, _Unset) else max_errors,
             self.timeout if isinstance(timeout, _Unset) else timeout,
             self.provide_traceback if provide_traceback is None else provide_traceback,
         )
-        total = len(devset) if isinstance(devset, Sized) else None
-        name = _metric_name(metric)
+        self._executor(*executor_args)  # checks them
+        return _Plan(
+            program=program,
+            metric=metric,
+            devset=devset,
+            executor_args=executor_args,
+            failure_score=self.failure_score if failure_score is None else failure_score,
+            show=self.display_progress if display_progress is None else display_progress,
+            total=len(devset) if isinstance(devset, Sized) else None,
+            csv_path=self.save_as_csv if save_as_csv is None else save_as_csv,
+            json_path=self.save_as_json if save_as_json is None else save_as_json,
+        )
+
+    def _run_workers(self, plan: _Plan) -> EvaluationResult:
+        program, metric = plan.program, plan.metric
 
         def process(example: Any) -> tuple[Any, Any]:
-            inputs = getattr(example, "inputs", None)
-            if not callable(inputs):
-                msg = (
-                    f"devset items must be dx.Example objects (with .with_inputs(...)), "
-                    f"got {type(example).__name__}"
-                )
-                raise TypeError(msg)
-            prediction = program(**inputs())
+            prediction = program(**_inputs_of(example))
             return prediction, _check_score(metric(example, prediction), metric)
 
+        bar = plan.progress_bar()
+        executor = self._executor(*plan.executor_args, progress=bar)
+        try:
+            outcomes = executor.run(process, plan.devset)
+        except EvaluationAborted as exc:
+            raise plan.aborted(exc) from exc.__cause__
+        finally:
+            if bar is not None:
+                bar.close()
+        return plan.finish(outcomes)
+
+    async def _run_tasks(self, plan: _Plan) -> EvaluationResult:
+        program, metric = plan.program, plan.metric
+
+        async def process(example: Any) -> tuple[Any, Any]:
+            prediction = await program.acall(**_inputs_of(example))
+            return prediction, _check_score(metric(example, prediction), metric)
+
+        bar = plan.progress_bar()
+        num_threads, max_errors, timeout, provide_traceback = plan.executor_args
+        executor = AsyncExecutor(
+            DEFAULT_NUM_THREADS if num_threads is None else num_threads,
+            timeout=timeout,
+            max_errors=max_errors,
+            progress=bar,
+            provide_traceback=provide_traceback,
+        )
+        try:
+            outcomes = await executor.run(process, plan.devset)
+        except EvaluationAborted as exc:
+            raise plan.aborted(exc) from exc.__cause__
+        finally:
+            if bar is not None:
+                bar.close()
+        return plan.finish(outcomes)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """One Evaluate call's settled arguments, and how its outcomes become a result."""
+
+    program: Any
+    metric: Metric
+    devset: Iterable[Any]
+    executor_args: tuple[int | None, int | None, float | None, bool]
+    failure_score: float
+    show: bool
+    total: int | None
+    csv_path: str | os.PathLike[str] | None
+    json_path: str | os.PathLike[str] | None
+
+    @property
+    def metric_name(self) -> str:
+        return _metric_name(self.metric)
+
+    def progress_bar(self) -> TqdmProgress | None:
+        """A tqdm bar showing the running average, when asked for."""
+        if not self.show:
+            return None
         running = [0.0]
+        fail_score = self.failure_score
 
         def describe(progress: Progress) -> str:
             outcome = progress.outcome
@@ -179,18 +321,21 @@ class Evaluate:
                 f"Average Metric: {running[0]:.2f} / {done} ({round(100 * running[0] / done, 1)}%)"
             )
 
-        bar = TqdmProgress(total=total, describe=describe) if show else None
-        executor = self._executor(*executor_args, progress=bar)
-        try:
-            outcomes = executor.run(process, devset)
-        except EvaluationAborted as exc:
-            partial = _build_result(exc.result or [], fail_score, total, name, complete=False)
-            logger.warning("evaluation aborted: %s", exc)
-            raise EvaluationAborted(str(exc), result=partial) from exc.__cause__
-        finally:
-            if bar is not None:
-                bar.close()
-        result = _build_result(outcomes, fail_score, total, name, complete=True)
+        return TqdmProgress(total=self.total, describe=describe)
+
+    def aborted(self, exc: EvaluationAborted) -> EvaluationAborted:
+        """The error to raise for an aborted run, carrying the partial result."""
+        partial = _build_result(
+            exc.result or [], self.failure_score, self.total, self.metric_name, complete=False
+        )
+        logger.warning("evaluation aborted: %s", exc)
+        return EvaluationAborted(str(exc), result=partial)
+
+    def finish(self, outcomes: list[Outcome[Any, Any]]) -> EvaluationResult:
+        """The result of a completed run, logged and saved where asked."""
+        result = _build_result(
+            outcomes, self.failure_score, self.total, self.metric_name, complete=True
+        )
         logger.info(
             "Average Metric: %s / %d (%s%%), %d failed",
             round(sum(float(s) for s in result.scores), 2),
@@ -198,13 +343,35 @@ class Evaluate:
             result.score,
             len(result.failures),
         )
-        csv_path = self.save_as_csv if save_as_csv is None else save_as_csv
-        json_path = self.save_as_json if save_as_json is None else save_as_json
-        if csv_path is not None:
-            result.save_as_csv(csv_path)
-        if json_path is not None:
-            result.save_as_json(json_path)
+        if self.csv_path is not None:
+            result.save_as_csv(self.csv_path)
+        if self.json_path is not None:
+            result.save_as_json(self.json_path)
         return result
+
+
+def _inputs_of(example: Any) -> dict[str, Any]:
+    inputs = getattr(example, "inputs", None)
+    if not callable(inputs):
+        msg = (
+            f"devset items must be dx.Example objects (with .with_inputs(...)), "
+            f"got {type(example).__name__}"
+        )
+        raise TypeError(msg)
+    return dict(inputs())
+
+
+def _natively_async(program: object) -> bool:
+    """Whether ``program`` is a Module whose class defines its own ``aforward``."""
+    return isinstance(program, Module) and program.has_native_aforward
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _build_result(

@@ -308,6 +308,16 @@ class LM:
         request = self.make_request(prompt, messages, **overrides)
         return list(current_runtime().request(request, lm=self).texts)
 
+    async def acall(
+        self,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        **overrides: Any,
+    ) -> list[str]:
+        """``await lm.acall(...)``: :meth:`__call__` without blocking the event loop."""
+        request = self.make_request(prompt, messages, **overrides)
+        return list((await current_runtime().arequest(request, lm=self)).texts)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LM):
             return NotImplemented

@@ -1,15 +1,17 @@
-"""Waiting for a deferred reply without ever hanging on a dead actor."""
+"""Waiting for a deferred reply -- from a thread or a coroutine -- never hanging on a dead actor."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pykka
 
-__all__ = ["Watch", "wait_reply"]
+__all__ = ["Watch", "await_reply", "wait_reply"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,33 @@ Watch = tuple[pykka.ActorRef[Any], Callable[[], BaseException | None]]
 the error to raise, or None after doing something that will settle the reply."""
 
 
+class _Watcher:
+    """Which watched actors have been dead longer than the grace period.
+
+    An actor completes (or fails) the replies it holds before its thread ends; the grace
+    period covers the gap between it being marked stopped and its ``on_stop``, and a
+    message that reached its inbox too late to be handled (pykka drops those silently).
+    """
+
+    def __init__(self, watches: Sequence[Watch]) -> None:
+        self._watches = watches
+        self._dead_since: dict[int, float] = {}
+
+    def check(self) -> None:
+        """Raise the error of an actor dead past the grace period (or run its action)."""
+        now = time.monotonic()
+        for index, (watched, on_dead) in enumerate(self._watches):
+            if watched.is_alive():
+                self._dead_since.pop(index, None)
+                continue
+            since = self._dead_since.setdefault(index, now)
+            if now - since > DEAD_ACTOR_GRACE_SECONDS:
+                error = on_dead()
+                if error is not None:
+                    raise error
+                self._dead_since[index] = now  # acted on it: another grace period
+
+
 def wait_reply(
     future: pykka.Future[T],
     actor: pykka.ActorRef[Any] | Sequence[Watch],
@@ -31,30 +60,68 @@ def wait_reply(
     """The future's value (or its exception), never hanging on a dead actor.
 
     ``actor`` is the actor the reply depends on (then ``unavailable()`` is the error
-    raised once it is dead), or several :data:`Watch` pairs. An actor completes (or
-    fails) the replies it holds before its thread ends; the grace period covers the gap
-    between it being marked stopped and its ``on_stop``, and a message that reached its
-    inbox too late to be handled (pykka drops those silently).
+    raised once it is dead), or several :data:`Watch` pairs.
     """
     if isinstance(actor, pykka.ActorRef):
         assert unavailable is not None
-        watches: Sequence[Watch] = [(actor, unavailable)]
+        watcher = _Watcher([(actor, unavailable)])
     else:
-        watches = actor
-    dead_since: dict[int, float] = {}
+        watcher = _Watcher(actor)
     while True:
         try:
             return future.get(timeout=POLL_SECONDS)
         except pykka.Timeout:
-            pass
-        now = time.monotonic()
-        for index, (watched, on_dead) in enumerate(watches):
-            if watched.is_alive():
-                dead_since.pop(index, None)
+            watcher.check()
+
+
+class _Watchdog:
+    """One per event loop: every POLL_SECONDS, checks the actors each pending reply of
+    that loop depends on (one timer for all of them, not one per call)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: dict[asyncio.Future[Any], _Watcher] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, future: asyncio.Future[Any], watcher: _Watcher) -> None:
+        self._pending[future] = watcher
+        if self._timer is None:
+            self._timer = self._loop.call_later(POLL_SECONDS, self._tick)
+
+    def discard(self, future: asyncio.Future[Any]) -> None:
+        self._pending.pop(future, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for future, watcher in list(self._pending.items()):
+            if future.done():
                 continue
-            since = dead_since.setdefault(index, now)
-            if now - since > DEAD_ACTOR_GRACE_SECONDS:
-                error = on_dead()
-                if error is not None:
-                    raise error
-                dead_since[index] = now  # acted on it: give the reply another grace period
+            try:
+                watcher.check()
+            except BaseException as error:
+                future.set_exception(error)
+        if self._pending:
+            self._timer = self._loop.call_later(POLL_SECONDS, self._tick)
+
+
+_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def await_reply(future: asyncio.Future[T], watches: Sequence[Watch]) -> T:
+    """The awaitable twin of :func:`wait_reply`: never blocks the loop, never hangs.
+
+    If the awaiting task is cancelled, ``future`` is cancelled too (an outcome arriving
+    later is then dropped).
+    """
+    loop = asyncio.get_running_loop()
+    watchdog = _watchdogs.get(loop)
+    if watchdog is None:
+        watchdog = _watchdogs[loop] = _Watchdog(loop)
+    watchdog.add(future, _Watcher(watches))
+    try:
+        return await future
+    finally:
+        watchdog.discard(future)
+        future.cancel()

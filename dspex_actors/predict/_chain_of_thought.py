@@ -71,3 +71,7 @@ class ChainOfThought(Module):
     def forward(self, **kwargs: Any) -> Prediction:
         """One reasoning-then-answer call; ``config``/``demos``/``lm`` pass through."""
         return self.predict(**kwargs)
+
+    async def aforward(self, **kwargs: Any) -> Prediction:
+        """:meth:`forward` for ``await cot.acall(...)``."""
+        return await self.predict.acall(**kwargs)

@@ -10,9 +10,10 @@ appends ``(predictor, inputs, prediction)`` to it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
 from dspex_actors._types import LMRequest, LMResponse, Message
@@ -22,7 +23,7 @@ from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
 from dspex_actors.primitives._module import METADATA_KEY
 from dspex_actors.signatures import ensure_signature
-from dspex_actors.system import current_system
+from dspex_actors.system import ActorSystem, current_system
 
 __all__ = ["Predict"]
 
@@ -35,6 +36,30 @@ _N_TEMPERATURE = 0.7
 """DSPy raises a near-zero temperature to this when ``n > 1`` so choices differ."""
 
 _DEFAULT_ADAPTER: ChatAdapter | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _PreparedCall:
+    """One Predict call, its arguments checked and settled, ready for the adapter."""
+
+    system: ActorSystem
+    signature: Any
+    demos: Any
+    inputs: dict[str, Any]
+    params: dict[str, Any]
+    lm: Any
+    cache: bool
+    rollout_id: Any
+    record: bool
+
+    def request(self, messages: Sequence[Message], params: Mapping[str, Any]) -> LMRequest:
+        """The LMRequest for the adapter's messages and parameters."""
+        return LMRequest(
+            messages=tuple(messages),
+            params=dict(params),
+            cache=self.cache,
+            rollout_id=self.rollout_id,
+        )
 
 
 def _adapter() -> ChatAdapter:
@@ -77,18 +102,54 @@ class Predict(Module, Parameter):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Prediction:
         if args:
-            names = list(self.signature.input_fields)
-            example = ", ".join(f"{name}=..." for name in names) or "..."
-            raise PredictInputError(
-                f"{self._describe()} takes keyword arguments only (the signature's input "
-                f"fields {names}), got {len(args)} positional argument(s); "
-                f"call it as predict({example})"
-            )
+            self._positional(args)
         result: Prediction = super().__call__(**kwargs)
         return result
 
+    def _positional(self, args: tuple[Any, ...]) -> NoReturn:
+        names = list(self.signature.input_fields)
+        example = ", ".join(f"{name}=..." for name in names) or "..."
+        raise PredictInputError(
+            f"{self._describe()} takes keyword arguments only (the signature's input "
+            f"fields {names}), got {len(args)} positional argument(s); "
+            f"call it as predict({example})"
+        )
+
     def forward(self, **kwargs: Any) -> Prediction:
         """Run one prediction: ``inputs`` as keywords plus ``config``/``demos``/``lm``."""
+        call = self._prepare(kwargs)
+        system = call.system
+
+        def request_fn(messages: Sequence[Message], params: Mapping[str, Any]) -> LMResponse:
+            return system.request(call.request(messages, params), lm=call.lm)
+
+        outputs = _adapter()(request_fn, call.signature, call.demos, call.inputs, call.params)
+        return self._finish(call, *outputs)
+
+    async def aforward(self, **kwargs: Any) -> Prediction:
+        """:meth:`forward` for ``await predict.acall(...)``: the same prompt, cache and limits,
+        never blocking the event loop."""
+        call = self._prepare(kwargs)
+        system = call.system
+
+        async def arequest_fn(
+            messages: Sequence[Message], params: Mapping[str, Any]
+        ) -> LMResponse:
+            return await system.arequest(call.request(messages, params), lm=call.lm)
+
+        outputs = await _adapter().acall(
+            arequest_fn, call.signature, call.demos, call.inputs, call.params
+        )
+        return self._finish(call, *outputs)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Prediction:
+        if args:
+            self._positional(args)
+        result: Prediction = await super().acall(**kwargs)
+        return result
+
+    def _prepare(self, kwargs: dict[str, Any]) -> _PreparedCall:
+        """Check the call's arguments and settle its signature, demos, LM and parameters."""
         signature = self.signature
         override = kwargs.pop("signature", None)
         if override is not None:
@@ -132,27 +193,29 @@ class Predict(Module, Parameter):
         n = n_given or lm_kwargs.get("n") or 1
         if n > 1 and (temperature is None or temperature <= 0.15):
             config["temperature"] = _N_TEMPERATURE
-        params = {**lm_kwargs, **config}
-
-        def request_fn(
-            messages: Sequence[Message], request_params: Mapping[str, Any]
-        ) -> LMResponse:
-            request = LMRequest(
-                messages=tuple(messages),
-                params=dict(request_params),
-                cache=cache,
-                rollout_id=rollout_id,
-            )
-            return system.request(request, lm=lm)
-
-        completions, response = _adapter()(request_fn, signature, demos, kwargs, params)
-        pred = Prediction.from_completions(
-            completions, signature, usage=response.usage, raw_texts=response.texts
+        return _PreparedCall(
+            system=system,
+            signature=signature,
+            demos=demos,
+            inputs=kwargs,
+            params={**lm_kwargs, **config},
+            lm=lm,
+            cache=cache,
+            rollout_id=rollout_id,
+            record=bool(record),
         )
-        if record:
+
+    def _finish(
+        self, call: _PreparedCall, completions: list[dict[str, Any]], response: LMResponse
+    ) -> Prediction:
+        """The Prediction of a call, recorded in the current trace if one is open."""
+        pred = Prediction.from_completions(
+            completions, call.signature, usage=response.usage, raw_texts=response.texts
+        )
+        if call.record:
             trace = current_trace()
             if trace is not None:
-                trace.append((self, dict(kwargs), pred))
+                trace.append((self, dict(call.inputs), pred))
         return pred
 
     def update_config(self, **config: Any) -> None:

@@ -8,6 +8,7 @@ bare predictor is ``self``), so saved programs carry over between the two librar
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -77,21 +78,24 @@ class Module:
         """The program's logic; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        """The program's logic for ``await module.acall(...)``; subclasses may define it.
+
+        Predict and ChainOfThought do; a Module of your own that only defines ``forward``
+        is run by :meth:`acall` on a worker thread instead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define aforward()")
+
+    @property
+    def has_native_aforward(self) -> bool:
+        """Whether this module's class defines its own ``aforward`` (no thread needed)."""
+        return type(self).aforward is not Module.aforward
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         callbacks = self.callbacks
         if not callbacks:
             return self.forward(*args, **kwargs)
-        return self._call_with_callbacks(callbacks, args, kwargs)
-
-    def _call_with_callbacks(
-        self, callbacks: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """Run ``forward`` between DSPy-style ``on_module_start``/``on_module_end`` hooks."""
-        call_id = uuid.uuid4().hex
-        for callback in callbacks:
-            hook = getattr(callback, "on_module_start", None)
-            if hook is not None:
-                hook(call_id=call_id, instance=self, inputs=dict(kwargs))
+        call_id = self._callbacks_start(callbacks, kwargs)
         outputs: Any = None
         exception: BaseException | None = None
         try:
@@ -101,10 +105,45 @@ class Module:
             exception = exc
             raise
         finally:
-            for callback in callbacks:
-                hook = getattr(callback, "on_module_end", None)
-                if hook is not None:
-                    hook(call_id=call_id, outputs=outputs, exception=exception)
+            self._callbacks_end(callbacks, call_id, outputs, exception)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        """``await module.acall(**inputs)``: ``aforward`` (or ``forward`` on a worker thread
+        when the module defines no ``aforward``), between the same callback hooks."""
+        callbacks = self.callbacks
+        call_id = self._callbacks_start(callbacks, kwargs) if callbacks else ""
+        outputs: Any = None
+        exception: BaseException | None = None
+        try:
+            if self.has_native_aforward:
+                outputs = await self.aforward(*args, **kwargs)
+            else:
+                outputs = await asyncio.to_thread(self.forward, *args, **kwargs)
+            return outputs
+        except BaseException as exc:
+            exception = exc
+            raise
+        finally:
+            if callbacks:
+                self._callbacks_end(callbacks, call_id, outputs, exception)
+
+    def _callbacks_start(self, callbacks: list[Any], kwargs: dict[str, Any]) -> str:
+        """DSPy-style ``on_module_start`` hooks; returns the call's id."""
+        call_id = uuid.uuid4().hex
+        for callback in callbacks:
+            hook = getattr(callback, "on_module_start", None)
+            if hook is not None:
+                hook(call_id=call_id, instance=self, inputs=dict(kwargs))
+        return call_id
+
+    @staticmethod
+    def _callbacks_end(
+        callbacks: list[Any], call_id: str, outputs: Any, exception: BaseException | None
+    ) -> None:
+        for callback in callbacks:
+            hook = getattr(callback, "on_module_end", None)
+            if hook is not None:
+                hook(call_id=call_id, outputs=outputs, exception=exception)
 
     # -- walking the program -----------------------------------------------------------
 

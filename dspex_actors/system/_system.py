@@ -7,6 +7,7 @@ optimisation: when the Cache actor is down, calls go straight to the Client.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import contextvars
@@ -22,20 +23,15 @@ import pykka
 
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
 from dspex_actors._loop import IOLoop
-from dspex_actors._types import LMRequest, LMResponse
+from dspex_actors._types import AsyncReply, LMRequest, LMResponse, Reply, Submit
 from dspex_actors._validate import check_number
 from dspex_actors.cache._actor import CacheActor, CacheOptions, ClientGone, Fetch, GetCacheStats
 from dspex_actors.cache._key import cache_key
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._breaker import EndpointBreaker
-from dspex_actors.lm._client import (
-    ClientActor,
-    ClientOptions,
-    GetClientStats,
-    call_client,
-)
+from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, client_unavailable
 from dspex_actors.lm._lm import LM
-from dspex_actors.lm._wait import wait_reply
+from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from supervision import (
     ChildHandle,
     ChildSpec,
@@ -341,6 +337,31 @@ class ActorSystem:
         A call cut off by a crash of its Client actor is made once more (the supervisor
         restarts the Client; the retry waits for it).
         """
+        lm = self._lm_for(request, lm)
+        cached = request.cache and lm.cache
+        try:
+            return self._one_call(lm, request, cached=cached)
+        except LMUnavailableError:
+            if not self.running:
+                raise
+            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
+        return self._one_call(lm, request, cached=cached)
+
+    async def arequest(self, request: LMRequest, lm: LM | None = None) -> LMResponse:
+        """:meth:`request` for asyncio callers: the same cache, Clients and limits; the reply
+        is scheduled onto the caller's loop, which never blocks."""
+        lm = self._lm_for(request, lm)
+        cached = request.cache and lm.cache
+        try:
+            return await self._aone_call(lm, request, cached=cached)
+        except LMUnavailableError:
+            if not self.running:
+                raise
+            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
+        return await self._aone_call(lm, request, cached=cached)
+
+    def _lm_for(self, request: LMRequest, lm: LM | None) -> LM:
+        """The LM a call goes to (``lm`` or the system's), checking the arguments."""
         if not isinstance(request, LMRequest):
             raise ConfigurationError(f"request must be an LMRequest, got {type(request).__name__}")
         lm = lm if lm is not None else self._lm
@@ -351,17 +372,75 @@ class ActorSystem:
         if not isinstance(lm, LM):
             raise ConfigurationError(f"lm must be a dspex_actors.LM, got {lm!r}")
         self._require_supervisor()
-        cached = request.cache and lm.cache
-        try:
-            return self._cached_call(lm, request) if cached else self._call_client(lm, request)
-        except LMUnavailableError:
-            if not self.running:
-                raise
-            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-        return self._cached_call(lm, request) if cached else self._call_client(lm, request)
+        return lm
 
-    def _call_client(self, lm: LM, request: LMRequest) -> LMResponse:
-        return call_client(self._client_ref(lm), request, model=lm.model, endpoint=lm.endpoint)
+    def _one_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
+        client = self._client_ref(lm)
+        cache = self._cache_ref() if cached else None
+        reply = pykka.ThreadingFuture[LMResponse]()
+        watches = self._send(lm, request, client, cache, reply)
+        try:
+            return wait_reply(reply, watches)
+        except CacheError:  # the Cache stopped while this call waited: go direct
+            return self._one_call(lm, request, cached=False)
+
+    async def _aone_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
+        client = await self._aclient_ref(lm)
+        cache = await self._acache_ref() if cached else None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LMResponse] = loop.create_future()
+        watches = self._send(lm, request, client, cache, AsyncReply(loop, future))
+        try:
+            return await await_reply(future, watches)
+        except CacheError:
+            return await self._aone_call(lm, request, cached=False)
+
+    def _send(
+        self,
+        lm: LM,
+        request: LMRequest,
+        client: pykka.ActorRef[Any],
+        cache: pykka.ActorRef[Any] | None,
+        reply: Reply,
+    ) -> list[Watch]:
+        """Tell the call to the Cache actor (single flight lives there) or, without a cache,
+        straight to the Client; return the actors the reply depends on.
+
+        The cache is an optimisation, never a point of failure: when it is down the call
+        goes to the Client directly.
+        """
+        if cache is not None:
+            key = cache_key(lm.model, request)
+            try:
+                cache.tell(Fetch(key, request, client, reply))
+            except pykka.ActorDeadError:
+                logger.warning(
+                    "cache unavailable (the Cache actor stopped); calling the LM directly"
+                )
+            else:
+
+                def client_gone() -> None:  # the Cache fails the call if it was on that Client
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        cache.tell(ClientGone(key))
+
+                return [
+                    (cache, lambda: CacheError("the Cache actor stopped")),
+                    (client, client_gone),
+                ]
+        try:
+            client.tell(Submit(request, reply))
+        except pykka.ActorDeadError:
+            raise client_unavailable(
+                lm.model, lm.endpoint, "stopped before taking the call"
+            ) from None
+        return [
+            (
+                client,
+                lambda: client_unavailable(
+                    lm.model, lm.endpoint, "stopped while the call was in flight"
+                ),
+            )
+        ]
 
     def _cache_ref(self) -> pykka.ActorRef[Any] | None:
         handle = self._cache
@@ -373,36 +452,21 @@ class ActorSystem:
             logger.warning("cache unavailable (%s); calling the LM directly", exc)
             return None
 
-    def _cached_call(self, lm: LM, request: LMRequest) -> LMResponse:
-        """One call through the Cache actor: a hit, a wait on an identical call, or a miss
-        that the Cache submits to the Client itself (single flight lives in the Cache).
+    async def _acache_ref(self) -> pykka.ActorRef[Any] | None:
+        """:meth:`_cache_ref` without blocking the loop (a restart is waited for off it)."""
+        handle = self._cache
+        if handle is not None:
+            with contextlib.suppress(ChildUnavailableError):
+                return handle.ref(timeout=0.0)
+        return await asyncio.to_thread(self._cache_ref)
 
-        If the Cache is down or stops while this call waits, the call goes straight to the
-        Client instead: the cache is an optimisation, never a point of failure.
-        """
-        cache = self._cache_ref()
-        if cache is None:
-            return self._call_client(lm, request)
-        client = self._client_ref(lm)
-        key = cache_key(lm.model, request)
-        reply = pykka.ThreadingFuture[LMResponse]()
-        try:
-            cache.tell(Fetch(key, request, client, reply))
-        except pykka.ActorDeadError:
-            logger.warning("cache unavailable (the Cache actor stopped); calling the LM directly")
-            return self._call_client(lm, request)
-
-        def client_gone() -> None:  # the Cache fails the call if it was on that Client
-            with contextlib.suppress(pykka.ActorDeadError):
-                cache.tell(ClientGone(key))
-
-        try:
-            return wait_reply(
-                reply,
-                [(cache, lambda: CacheError("the Cache actor stopped")), (client, client_gone)],
-            )
-        except CacheError:
-            return self._call_client(lm, request)
+    async def _aclient_ref(self, lm: LM) -> pykka.ActorRef[Any]:
+        """:meth:`_client_ref` without blocking the loop (first use and restarts off it)."""
+        entry = self._clients.get(f"client:{lm.config_id}")
+        if entry is not None:
+            with contextlib.suppress(ChildUnavailableError):
+                return entry[1].ref(timeout=0.0)
+        return await asyncio.to_thread(self._client_ref, lm)
 
     # -- introspection -----------------------------------------------------------------
 

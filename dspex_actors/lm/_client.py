@@ -209,8 +209,9 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self.counters["attempts"] += 1
         self._in_flight[call.id] = permit
         self.counters["max_in_flight"] = max(self.counters["max_in_flight"], len(self._in_flight))
+        make_body = self._provider.body if call.sink is None else self._provider.stream_body
         body = json.dumps(
-            self._provider.body(self.lm.model_name, call.request),
+            make_body(self.lm.model_name, call.request),
             ensure_ascii=False,
             separators=(",", ":"),
             allow_nan=False,
@@ -218,7 +219,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         timeout = self.lm.timeout
         if call.deadline is not None:
             timeout = min(timeout, call.deadline - now)
-        attempt = Attempt(call.id, permit, body, timeout, call.sink)
+        attempt = Attempt(call.id, permit, body, timeout, call.sink, call.attempts)
         try:
             self._io.call_soon(self._http.start, attempt)
         except IOLoopClosedError:

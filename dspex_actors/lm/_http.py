@@ -39,7 +39,7 @@ from dspex_actors._errors import (
     MalformedResponseError,
 )
 from dspex_actors._loop import IOLoop
-from dspex_actors._types import ChunkSink, LMResponse
+from dspex_actors._types import ChunkSink, LMResponse, StreamChunk
 from dspex_actors._version import __version__
 from dspex_actors.lm._connector import StrictReuseConnector
 from dspex_actors.lm._lm import LM
@@ -59,13 +59,18 @@ KEEPALIVE_SECONDS = 30.0
 
 
 class Attempt(NamedTuple):
-    """One HTTP attempt of a call: the JSON body, already encoded, and its time budget."""
+    """One HTTP attempt of a call: the JSON body, already encoded, and its time budget.
+
+    With a ``sink`` the body asks for a streamed reply, and its pieces go to the sink as
+    :class:`StreamChunk` values numbered with ``number`` (the call's attempt count).
+    """
 
     call_id: int
     permit: int
     body: bytes
     timeout: float
     sink: ChunkSink | None = None
+    number: int = 1
 
 
 class AttemptOutcome(NamedTuple):
@@ -228,7 +233,7 @@ class HTTPEndpoint:
                     proxy_headers=self._proxy_headers,
                 )
                 try:
-                    outcome = await self._read(response)
+                    outcome = await self._read(response, attempt.sink, attempt.number)
                 except BaseException:
                     response.close()  # never back to the pool half-read
                     raise
@@ -259,7 +264,9 @@ class HTTPEndpoint:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return self._connection_error(f"{type(exc).__name__}: {exc}")
 
-    async def _read(self, response: aiohttp.ClientResponse) -> LMResponse | LMError:
+    async def _read(
+        self, response: aiohttp.ClientResponse, sink: ChunkSink | None, number: int
+    ) -> LMResponse | LMError:
         lm, status = self.lm, response.status
         if status >= 300:
             excerpt_bytes = await self._read_capped(response, BODY_EXCERPT_BYTES, truncate=True)
@@ -278,15 +285,12 @@ class HTTPEndpoint:
                 model=lm.model,
                 endpoint=self.url,
             )
+        if sink is not None and response.content_type == "text/event-stream":
+            return await self._read_stream(response, sink, number)
         try:
             body = await self._read_capped(response, lm.max_response_bytes)
         except _TooLarge:
-            return MalformedResponseError(
-                f"reply from {self.url} for {lm.model} is larger than "
-                f"max_response_bytes={lm.max_response_bytes} (decoded)",
-                model=lm.model,
-                endpoint=self.url,
-            )
+            return self._too_large()
         try:
             payload = json.loads(body)
         except ValueError:
@@ -300,6 +304,43 @@ class HTTPEndpoint:
             return lm.provider_impl.parse(payload, model=lm.model, endpoint=self.url)
         except MalformedResponseError as exc:
             return exc
+
+    async def _read_stream(
+        self, response: aiohttp.ClientResponse, sink: ChunkSink, number: int
+    ) -> LMResponse | LMError:
+        """Read Server-Sent Events, handing each piece of text to ``sink`` as it arrives."""
+        decoder = self.lm.provider_impl.stream_decoder(model=self.lm.model, endpoint=self.url)
+        cap, size = self.lm.max_response_bytes, 0
+        data: list[str] = []
+        try:
+            async for raw in response.content:  # one line at a time
+                size += len(raw)
+                if size > cap:
+                    return self._too_large()
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line:
+                    field, _, value = line.partition(":")
+                    if field == "data":
+                        data.append(value.removeprefix(" "))
+                    continue  # comments (":..."), event names, ids, retry hints
+                if not data:
+                    continue
+                event, data = "\n".join(data), []
+                if decoder.done(event):
+                    return decoder.result()
+                for choice, text in decoder.feed(event):
+                    sink.put(StreamChunk(choice, text, number))
+        except MalformedResponseError as exc:
+            return exc
+        return self._connection_error("the stream ended before its final event")
+
+    def _too_large(self) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"reply from {self.url} for {self.lm.model} is larger than "
+            f"max_response_bytes={self.lm.max_response_bytes} (decoded)",
+            model=self.lm.model,
+            endpoint=self.url,
+        )
 
     @staticmethod
     async def _read_capped(

@@ -13,9 +13,32 @@ from typing import Any
 
 from dspex_actors._types import LMRequest, LMResponse
 
-__all__ = ["Provider"]
+__all__ = ["Provider", "StreamDecoder"]
 
 logger = logging.getLogger(__name__)
+
+
+class StreamDecoder(ABC):
+    """Turns one streamed reply's events into text pieces, then into its LMResponse.
+
+    One decoder per HTTP attempt; it keeps what the pieces add up to.
+    """
+
+    @abstractmethod
+    def feed(self, data: str) -> list[tuple[int, str]]:
+        """One event's ``data``: the ``(choice, text)`` pieces it adds (maybe none).
+
+        Raises :class:`~dspex_actors.MalformedResponseError` for an event that is not
+        what the protocol sends.
+        """
+
+    @abstractmethod
+    def done(self, data: str) -> bool:
+        """Whether ``data`` is the event that ends the stream."""
+
+    @abstractmethod
+    def result(self) -> LMResponse:
+        """The whole reply, once the stream has ended."""
 
 
 class Provider(ABC):
@@ -49,3 +72,11 @@ class Provider(ABC):
         Raises :class:`~dspex_actors.MalformedResponseError` naming ``model`` and
         ``endpoint`` when the reply does not have the expected shape.
         """
+
+    def stream_body(self, model_name: str, request: LMRequest) -> dict[str, Any]:
+        """The JSON body of a streamed call (the protocol's streaming flag set)."""
+        raise NotImplementedError(f"the {self.name} provider does not stream")
+
+    def stream_decoder(self, *, model: str, endpoint: str) -> StreamDecoder:
+        """A decoder for one streamed reply."""
+        raise NotImplementedError(f"the {self.name} provider does not stream")

@@ -5,12 +5,14 @@ vLLM, Ollama, llama.cpp, LM Studio and the local test server all speak it.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from dspex_actors._errors import MalformedResponseError
 from dspex_actors._types import LMRequest, LMResponse
-from dspex_actors.lm.providers._base import Provider
+from dspex_actors.lm.providers._base import Provider, StreamDecoder
 
 __all__ = ["OpenAIProvider"]
 
@@ -39,13 +41,17 @@ class OpenAIProvider(Provider):
         body["messages"] = [dict(message) for message in request.messages]
         return body
 
+    def stream_body(self, model_name: str, request: LMRequest) -> dict[str, Any]:
+        body = self.body(model_name, request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    def stream_decoder(self, *, model: str, endpoint: str) -> StreamDecoder:
+        return _ChunkDecoder(model, endpoint)
+
     def parse(self, payload: Any, *, model: str, endpoint: str) -> LMResponse:
-        def malformed(problem: str) -> MalformedResponseError:
-            return MalformedResponseError(
-                f"malformed reply from {endpoint} for {model}: {problem}",
-                model=model,
-                endpoint=endpoint,
-            )
+        malformed = _malformed(model, endpoint)
 
         if not isinstance(payload, dict):
             raise malformed(f"expected a JSON object, got {type(payload).__name__}")
@@ -66,17 +72,86 @@ class OpenAIProvider(Provider):
             texts.append(content)
             reason = choice.get("finish_reason")
             reasons.append(reason if isinstance(reason, str) else None)
-        usage_raw = payload.get("usage")
-        usage: dict[str, int] = {}
-        if isinstance(usage_raw, dict):
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-                value = usage_raw.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    usage[key] = value
         served_by = payload.get("model")
         return LMResponse(
             texts=tuple(texts),
-            usage=usage,
+            usage=_usage(payload.get("usage")),
             model=served_by if isinstance(served_by, str) else "",
             finish_reasons=tuple(reasons),
+        )
+
+
+def _malformed(model: str, endpoint: str) -> Callable[[str], MalformedResponseError]:
+    def malformed(problem: str) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"malformed reply from {endpoint} for {model}: {problem}",
+            model=model,
+            endpoint=endpoint,
+        )
+
+    return malformed
+
+
+def _usage(raw: Any) -> dict[str, int]:
+    usage: dict[str, int] = {}
+    if isinstance(raw, dict):
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            value = raw.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                usage[key] = value
+    return usage
+
+
+class _ChunkDecoder(StreamDecoder):
+    """``chat.completion.chunk`` events: content deltas per choice, then ``[DONE]``."""
+
+    def __init__(self, model: str, endpoint: str) -> None:
+        self._malformed = _malformed(model, endpoint)
+        self._texts: dict[int, list[str]] = {}
+        self._reasons: dict[int, str | None] = {}
+        self._usage: dict[str, int] = {}
+        self._model = ""
+
+    def done(self, data: str) -> bool:
+        return data.strip() == "[DONE]"
+
+    def feed(self, data: str) -> list[tuple[int, str]]:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise self._malformed(f"a stream event is not JSON: {data[:100]!r}") from None
+        if not isinstance(chunk, dict):
+            raise self._malformed(f"a stream event is not a JSON object: {data[:100]!r}")
+        if isinstance(chunk.get("model"), str):
+            self._model = chunk["model"]
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = _usage(chunk["usage"])
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            raise self._malformed("a stream event has no 'choices' list")
+        pieces: list[tuple[int, str]] = []
+        for choice in choices:
+            index = choice.get("index") if isinstance(choice, dict) else None
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(index, int) or not isinstance(delta, dict):
+                raise self._malformed("a stream choice has no 'index' and 'delta'")
+            texts = self._texts.setdefault(index, [])
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                texts.append(content)
+                pieces.append((index, content))
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                self._reasons[index] = reason
+        return pieces
+
+    def result(self) -> LMResponse:
+        if not self._texts:
+            raise self._malformed("the stream ended without any choice")
+        order = sorted(self._texts)
+        return LMResponse(
+            texts=tuple("".join(self._texts[i]) for i in order),
+            usage=self._usage,
+            model=self._model,
+            finish_reasons=tuple(self._reasons.get(i) for i in order),
         )

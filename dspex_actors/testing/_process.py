@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import os
 import re
@@ -9,13 +11,13 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from dspex_actors.testing._cli import READY_PREFIX
 from dspex_actors.testing._faults import Fault, FaultRates
@@ -37,24 +39,57 @@ class ServerControl:
 
     def __init__(self, root_url: str, *, timeout: float = 10.0) -> None:
         self.root_url = root_url.rstrip("/")
-        self._client = httpx.Client(base_url=self.root_url, timeout=timeout)
+        parts = urlsplit(self.root_url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
+        """Close the kept-alive control connection."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _exchange(self, method: str, path: str, body: bytes | None = None) -> Any:
+        """One control request on the kept-alive connection (reopened once if stale).
+
+        A request the server rejects (HTTP 400) is a ValueError, any other error status a
+        RuntimeError; both name the endpoint and quote the server's message.
+        """
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        with self._lock:
+            for attempt in (1, 2):
+                if self._connection is None:
+                    host, port = self._address
+                    self._connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
+                try:
+                    self._connection.request(method, path, body=body, headers=headers)
+                    response = self._connection.getresponse()
+                    data = response.read()
+                    break
+                except (http.client.HTTPException, ConnectionError):
+                    self._connection.close()
+                    self._connection = None
+                    if attempt == 2:
+                        raise
+        if response.status >= 400:
+            excerpt = data[:300].decode("utf-8", "replace")
+            problem = f"{method} {self.root_url}{path}: HTTP {response.status}: {excerpt}"
+            raise (ValueError if response.status == 400 else RuntimeError)(problem)
+        return json.loads(data)
 
     def _post(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        response = self._client.post(f"/_dspex/{action}", json=dict(payload))
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = self._exchange(
+            "POST", f"/_dspex/{action}", json.dumps(dict(payload)).encode("utf-8")
+        )
         return result
 
     def stats(self, *, include_requests: bool = True) -> ServerStats:
         """A snapshot of the server's counters."""
-        params = {} if include_requests else {"requests": "0"}
-        response = self._client.get("/_dspex/stats", params=params)
-        response.raise_for_status()
-        return ServerStats.from_dict(response.json())
+        query = "" if include_requests else "?requests=0"
+        return ServerStats.from_dict(self._exchange("GET", f"/_dspex/stats{query}"))
 
     def reset_stats(self) -> None:
         """Zero the counters and clear the request log."""

@@ -288,7 +288,7 @@ def test_control_endpoints_match_in_process_api(lm_server: LocalLMServer) -> Non
         assert reply.json()["choices"][0]["message"]["content"] == "mirror"
         control.reset_stats()
         assert lm_server.stats().requests_total == 0
-        with pytest.raises(httpx.HTTPStatusError):
+        with pytest.raises(ValueError, match="unknown responder"):
             control.set_responder("no-such-model")
     finally:
         control.close()

@@ -16,6 +16,7 @@ import pykka
 __all__ = [
     "Answered",
     "AsyncReply",
+    "Cancel",
     "ChunkSink",
     "LMRequest",
     "LMResponse",
@@ -126,3 +127,13 @@ class Submit(NamedTuple):
     request: LMRequest
     reply_to: Reply | None = None
     sink: ChunkSink | None = None
+
+
+class Cancel(NamedTuple):
+    """To a Client actor: the caller answered by ``reply`` gave up (a cancelled task).
+
+    The call's attempt in flight is cancelled and its concurrency slot freed; nothing is
+    delivered to ``reply``. Unknown or finished calls are ignored.
+    """
+
+    reply: Reply

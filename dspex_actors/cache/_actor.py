@@ -13,6 +13,7 @@ reply. Failures are never cached. Every reply future is completed here, on this 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -25,7 +26,7 @@ import pykka
 from dspex_actors._errors import CacheError, LMUnavailableError
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._reply import deliver
-from dspex_actors._types import Answered, LMRequest, LMResponse, Reply, ReplyTo, Submit
+from dspex_actors._types import Answered, Cancel, LMRequest, LMResponse, Reply, ReplyTo, Submit
 from dspex_actors.cache._sqlite import SQLiteTier
 from supervision import SimpleQueueInbox, Supervised
 
@@ -36,6 +37,7 @@ __all__ = [
     "Fetch",
     "GetCacheStats",
     "Store",
+    "Withdraw",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,17 @@ class ClientGone(NamedTuple):
     """
 
     key: str
+
+
+class Withdraw(NamedTuple):
+    """Tell (from a caller that gave up): stop waiting for ``key`` on behalf of ``reply``.
+
+    The other waiters of that call still get its answer; when none is left, the call is
+    cancelled at the Client (its concurrency slot is freed) and nothing is cached.
+    """
+
+    key: str
+    reply: Reply
 
 
 class Store(NamedTuple):
@@ -147,6 +160,9 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         if isinstance(message, Answered):
             self._answered(message)
             return None
+        if isinstance(message, Withdraw):
+            self._withdraw(message.key, message.reply)
+            return None
         if isinstance(message, ClientGone):
             self._client_gone(message.key)
             return None
@@ -195,6 +211,19 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         self._submitted_to.pop(key, None)
         for reply in self._waiting.pop(key, []):
             deliver(reply, outcome)
+
+    def _withdraw(self, key: str, reply: Reply) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is None or reply not in waiting:
+            return
+        waiting.remove(reply)
+        if waiting:
+            return
+        del self._waiting[key]
+        client = self._submitted_to.pop(key, None)
+        if client is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                client.tell(Cancel(ReplyTo(self.actor_ref, key)))
 
     def _client_gone(self, key: str) -> None:
         client = self._submitted_to.get(key)

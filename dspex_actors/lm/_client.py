@@ -32,7 +32,7 @@ from dspex_actors._errors import (
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._loop import IOLoop, IOLoopClosedError
 from dspex_actors._reply import deliver
-from dspex_actors._types import ChunkSink, LMRequest, LMResponse, Reply, Submit
+from dspex_actors._types import Cancel, ChunkSink, LMRequest, LMResponse, Reply, Submit
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
 from dspex_actors.lm._limits import TokenBucket
@@ -116,6 +116,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self._bucket = TokenBucket(lm.rpm, time.monotonic()) if lm.rpm else None
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
+        self._by_reply: dict[Reply, int] = {}
         self._ready: deque[int] = deque()
         self._delayed: list[tuple[float, int]] = []
         self._in_flight: dict[int, int] = {}
@@ -132,6 +133,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             "completion_tokens": 0,
             "total_tokens": 0,
             "max_in_flight": 0,
+            "cancelled": 0,
         }
 
     # -- mailbox -----------------------------------------------------------------
@@ -141,6 +143,9 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             return self._submit(message)
         if isinstance(message, AttemptOutcome):
             self._attempt_done(message)
+            return None
+        if isinstance(message, Cancel):
+            self._cancel(message.reply)
             return None
         if isinstance(message, _Wake):
             self._wake_at = None
@@ -159,6 +164,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         call = _Call(next(self._ids), submit.request, reply, submit.sink, deadline)
         self.counters["requests"] += 1
         self._calls[call.id] = call
+        self._by_reply[reply] = call.id
         self._ready.append(call.id)
         self._dispatch()
         return future
@@ -275,8 +281,22 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         )
         heapq.heappush(self._delayed, (now + delay, call.id))
 
+    def _cancel(self, reply: Reply) -> None:
+        """Drop the call answering ``reply``: cancel its attempt, free its slot."""
+        call_id = self._by_reply.pop(reply, None)
+        if call_id is None or self._calls.pop(call_id, None) is None:
+            return
+        self.counters["cancelled"] += 1
+        permit = self._in_flight.pop(call_id, None)
+        if permit is not None:
+            self.breaker.release(permit)
+            with contextlib.suppress(IOLoopClosedError):
+                self._io.call_soon(self._http.cancel, call_id)
+        self._dispatch()  # queued calls skip a cancelled one; a freed slot starts the next
+
     def _finish(self, call: _Call, outcome: LMResponse | BaseException) -> None:
         self._calls.pop(call.id, None)
+        self._by_reply.pop(call.reply, None)
         self.counters["successes" if isinstance(outcome, LMResponse) else "failures"] += 1
         deliver(call.reply, outcome)
 
@@ -320,6 +340,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         """Fail every pending call promptly; cancel attempts in flight, close connections."""
         self._stopping = True
         calls, self._calls = self._calls, {}
+        self._by_reply.clear()
         for call in calls.values():
             deliver(
                 call.reply,

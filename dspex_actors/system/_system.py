@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import threading
@@ -23,9 +24,16 @@ import pykka
 
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
 from dspex_actors._loop import IOLoop
-from dspex_actors._types import AsyncReply, LMRequest, LMResponse, Reply, Submit
+from dspex_actors._types import AsyncReply, Cancel, LMRequest, LMResponse, Reply, Submit
 from dspex_actors._validate import check_number
-from dspex_actors.cache._actor import CacheActor, CacheOptions, ClientGone, Fetch, GetCacheStats
+from dspex_actors.cache._actor import (
+    CacheActor,
+    CacheOptions,
+    ClientGone,
+    Fetch,
+    GetCacheStats,
+    Withdraw,
+)
 from dspex_actors.cache._key import cache_key
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._breaker import EndpointBreaker
@@ -378,22 +386,28 @@ class ActorSystem:
         client = self._client_ref(lm)
         cache = self._cache_ref() if cached else None
         reply = pykka.ThreadingFuture[LMResponse]()
-        watches = self._send(lm, request, client, cache, reply)
+        route = self._send(lm, request, client, cache, reply)
         try:
-            return wait_reply(reply, watches)
+            return wait_reply(reply, route.watches)
         except CacheError:  # the Cache stopped while this call waited: go direct
             return self._one_call(lm, request, cached=False)
+        except KeyboardInterrupt:
+            route.withdraw()
+            raise
 
     async def _aone_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
         client = await self._aclient_ref(lm)
         cache = await self._acache_ref() if cached else None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[LMResponse] = loop.create_future()
-        watches = self._send(lm, request, client, cache, AsyncReply(loop, future))
+        route = self._send(lm, request, client, cache, AsyncReply(loop, future))
         try:
-            return await await_reply(future, watches)
+            return await await_reply(future, route.watches)
         except CacheError:
             return await self._aone_call(lm, request, cached=False)
+        except asyncio.CancelledError:
+            route.withdraw()  # frees the Client's slot unless others wait for the same call
+            raise
 
     def _send(
         self,
@@ -402,9 +416,9 @@ class ActorSystem:
         client: pykka.ActorRef[Any],
         cache: pykka.ActorRef[Any] | None,
         reply: Reply,
-    ) -> list[Watch]:
+    ) -> _Route:
         """Tell the call to the Cache actor (single flight lives there) or, without a cache,
-        straight to the Client; return the actors the reply depends on.
+        straight to the Client.
 
         The cache is an optimisation, never a point of failure: when it is down the call
         goes to the Client directly.
@@ -418,29 +432,14 @@ class ActorSystem:
                     "cache unavailable (the Cache actor stopped); calling the LM directly"
                 )
             else:
-
-                def client_gone() -> None:  # the Cache fails the call if it was on that Client
-                    with contextlib.suppress(pykka.ActorDeadError):
-                        cache.tell(ClientGone(key))
-
-                return [
-                    (cache, lambda: CacheError("the Cache actor stopped")),
-                    (client, client_gone),
-                ]
+                return _Route.via_cache(cache, client, key, reply)
         try:
             client.tell(Submit(request, reply))
         except pykka.ActorDeadError:
             raise client_unavailable(
                 lm.model, lm.endpoint, "stopped before taking the call"
             ) from None
-        return [
-            (
-                client,
-                lambda: client_unavailable(
-                    lm.model, lm.endpoint, "stopped while the call was in flight"
-                ),
-            )
-        ]
+        return _Route.direct(lm, client, reply)
 
     def _cache_ref(self) -> pykka.ActorRef[Any] | None:
         handle = self._cache
@@ -532,3 +531,38 @@ def current_from_context() -> ActorSystem | None:
             if candidate.running:
                 return candidate
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    """Where a call was sent: the actors its reply depends on, and how to withdraw it."""
+
+    watches: list[Watch]
+    actor: pykka.ActorRef[Any]
+    withdrawal: Withdraw | Cancel
+
+    @classmethod
+    def via_cache(
+        cls, cache: pykka.ActorRef[Any], client: pykka.ActorRef[Any], key: str, reply: Reply
+    ) -> _Route:
+        def client_gone() -> None:  # the Cache fails the call if it was on that Client
+            with contextlib.suppress(pykka.ActorDeadError):
+                cache.tell(ClientGone(key))
+
+        watches: list[Watch] = [
+            (cache, lambda: CacheError("the Cache actor stopped")),
+            (client, client_gone),
+        ]
+        return cls(watches, cache, Withdraw(key, reply))
+
+    @classmethod
+    def direct(cls, lm: LM, client: pykka.ActorRef[Any], reply: Reply) -> _Route:
+        def gone() -> BaseException:
+            return client_unavailable(lm.model, lm.endpoint, "stopped while the call was in flight")
+
+        return cls([(client, gone)], client, Cancel(reply))
+
+    def withdraw(self) -> None:
+        """Tell the actor the caller gave up (the Cache keeps the call for other waiters)."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor.tell(self.withdrawal)

@@ -108,3 +108,59 @@ def test_a_cancelled_acall_leaves_the_system_working(make_lm_server: MakeServer)
 
     with dx.ActorSystem(lm=dx.LM("openai/local-model", api_base=server.url)):
         assert asyncio.run(main()) == "4"
+
+
+def test_cancelling_a_call_frees_its_concurrency_slot(make_lm_server: MakeServer) -> None:
+    """max_concurrency=1: a hung call cancelled by wait_for must not block the next one."""
+    server = make_lm_server()
+    server.push_faults(Fault.hang(WAIT))
+    lm = dx.LM("openai/local-model", api_base=server.url, max_concurrency=1, cache=False)
+
+    async def main() -> list[str]:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lm.acall("hang"), 0.3)
+        return await asyncio.wait_for(lm.acall("next"), WAIT / 2)
+
+    with dx.ActorSystem(lm=lm) as system:
+        assert asyncio.run(main())
+        client = system.stats()["clients"][f"client:{lm.config_id}"]
+        assert (client["cancelled"], client["in_flight"], client["successes"]) == (1, 0, 1)
+    assert server.stats().requests_total == 2
+
+
+def test_followers_of_a_cancelled_leader_still_get_the_answer(make_lm_server: MakeServer) -> None:
+    server = make_lm_server(latency=0.4)
+    lm = dx.LM("openai/local-model", api_base=server.url)
+
+    async def main() -> list[str]:
+        leader = asyncio.ensure_future(lm.acall("the same question"))
+        await asyncio.to_thread(server.wait_for_stats, lambda s: s.in_flight == 1, WAIT)
+        followers = [asyncio.ensure_future(lm.acall("the same question")) for _ in range(3)]
+        await asyncio.sleep(0)  # let the followers reach the Cache before the leader gives up
+        leader.cancel()
+        return [texts[0] for texts in await asyncio.gather(*followers)]
+
+    with dx.ActorSystem(lm=lm) as system:
+        answers = asyncio.run(asyncio.wait_for(main(), WAIT))
+        assert len(set(answers)) == 1
+        assert system.stats()["cache"]["size"] == 1
+    assert server.stats().requests_total == 1
+
+
+def test_a_call_whose_only_waiter_gave_up_is_cancelled_and_not_cached(
+    make_lm_server: MakeServer,
+) -> None:
+    server = make_lm_server()
+    server.push_faults(Fault.hang(WAIT))
+    lm = dx.LM("openai/local-model", api_base=server.url, max_concurrency=1)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lm.acall("alone"), 0.3)
+
+    with dx.ActorSystem(lm=lm) as system:
+        asyncio.run(main())
+        assert asyncio.run(lm.acall("after")) is not None
+        stats = system.stats()
+        assert stats["clients"][f"client:{lm.config_id}"]["cancelled"] == 1
+        assert (stats["cache"]["in_flight_keys"], stats["cache"]["size"]) == (0, 1)

@@ -27,7 +27,7 @@ def test_acall_sends_the_same_prompt_as_a_call(lm_server: LocalLMServer) -> None
 
 
 def test_500_calls_in_flight_from_one_loop(make_lm_server: MakeServer) -> None:
-    server = make_lm_server(latency=0.5)
+    server = make_lm_server(latency=1.5)  # long enough for all 500 to be sent first
     lm = dx.LM("openai/local-model", api_base=server.url, max_concurrency=512)
     qa = dx.Predict("question -> answer")
 

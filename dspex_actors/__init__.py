@@ -46,6 +46,7 @@ from dspex_actors.signatures import (
     ensure_signature,
     make_signature,
 )
+from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, current_system
 from dspex_actors.teleprompt import (
     BootstrapFewShot,
@@ -95,6 +96,8 @@ __all__ = [
     "Signature",
     "SignatureError",
     "SignatureTypeError",
+    "StreamListener",
+    "StreamResponse",
     "__version__",
     "answer_exact_match",
     "answer_passage_match",
@@ -103,4 +106,5 @@ __all__ = [
     "ensure_signature",
     "make_signature",
     "record_trace",
+    "streamify",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dspex_actors._errors import ConfigurationError
-from dspex_actors._types import LMRequest, LMResponse
+from dspex_actors._types import ChunkSink, LMRequest, LMResponse
 
 __all__ = ["Runtime", "current_runtime", "install_lookup"]
 
@@ -22,7 +22,9 @@ class Runtime(Protocol):
     def request(self, request: LMRequest, lm: Any = None) -> LMResponse:
         """Make one LM call (``lm`` None: the system's default LM)."""
 
-    async def arequest(self, request: LMRequest, lm: Any = None) -> LMResponse:
+    async def arequest(
+        self, request: LMRequest, lm: Any = None, *, sink: ChunkSink | None = None
+    ) -> LMResponse:
         """The awaitable twin of :meth:`request`."""
 
 

@@ -26,7 +26,16 @@ import pykka
 from dspex_actors._errors import CacheError, LMUnavailableError
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._reply import deliver
-from dspex_actors._types import Answered, Cancel, LMRequest, LMResponse, Reply, ReplyTo, Submit
+from dspex_actors._types import (
+    Answered,
+    Cancel,
+    ChunkSink,
+    LMRequest,
+    LMResponse,
+    Reply,
+    ReplyTo,
+    Submit,
+)
 from dspex_actors.cache._sqlite import SQLiteTier
 from supervision import SimpleQueueInbox, Supervised
 
@@ -63,6 +72,8 @@ class Fetch(NamedTuple):
     request: LMRequest
     client: pykka.ActorRef[Any]
     reply: Reply
+    sink: ChunkSink | None = None
+    """For a streamed call: where a miss's pieces go (a hit or a follower gets none)."""
 
 
 class ClientGone(NamedTuple):
@@ -191,7 +202,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             return
         self.counters["misses"] += 1
         try:
-            fetch.client.tell(Submit(fetch.request, ReplyTo(self.actor_ref, key)))
+            fetch.client.tell(Submit(fetch.request, ReplyTo(self.actor_ref, key), fetch.sink))
         except pykka.ActorDeadError:
             deliver(
                 reply,

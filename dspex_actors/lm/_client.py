@@ -245,13 +245,15 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
                     self.counters[key] += done.outcome.usage.get(key, 0)
                 self._finish(call, done.outcome)
             else:
-                self._after_failure(call, done.outcome)
+                self._after_failure(call, done.outcome, streamed=done.streamed)
         self._dispatch()
 
-    def _after_failure(self, call: _Call, error: LMError) -> None:
+    def _after_failure(self, call: _Call, error: LMError, *, streamed: bool = False) -> None:
+        """Retry ``call`` later, or fail it (a reply already partly streamed is not retried:
+        its consumer has seen the pieces)."""
         call.last_error = error
         retry = call.attempts
-        if self._stopping or retry > self.lm.num_retries or not is_retryable(error):
+        if self._stopping or streamed or retry > self.lm.num_retries or not is_retryable(error):
             self._finish(call, error)
             return
         retry_after = error.retry_after if isinstance(error, LMHTTPStatusError) else None

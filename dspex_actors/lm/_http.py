@@ -79,6 +79,8 @@ class AttemptOutcome(NamedTuple):
     call_id: int
     permit: int
     outcome: LMResponse | LMError
+    streamed: bool = False
+    """Whether pieces of this attempt's reply reached the sink (it is not retried then)."""
 
 
 def ssl_context_for(verify: bool | str) -> ssl.SSLContext | bool:
@@ -141,6 +143,7 @@ class HTTPEndpoint:
                 self._headers["Proxy-Authorization"] = self._proxy.authorization
         self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._streamed: set[int] = set()
         self._closed = False
 
     @property
@@ -215,9 +218,11 @@ class HTTPEndpoint:
                 model=self.lm.model,
                 endpoint=self.url,
             )
+        streamed = attempt.call_id in self._streamed
+        self._streamed.discard(attempt.call_id)
         if self._tasks.pop(attempt.call_id, None) is None:
             return  # cancelled after it finished
-        self._report(AttemptOutcome(attempt.call_id, attempt.permit, outcome))
+        self._report(AttemptOutcome(attempt.call_id, attempt.permit, outcome, streamed))
 
     async def _attempt(self, attempt: Attempt) -> LMResponse | LMError:
         session = self._session
@@ -233,7 +238,7 @@ class HTTPEndpoint:
                     proxy_headers=self._proxy_headers,
                 )
                 try:
-                    outcome = await self._read(response, attempt.sink, attempt.number)
+                    outcome = await self._read(response, attempt)
                 except BaseException:
                     response.close()  # never back to the pool half-read
                     raise
@@ -265,7 +270,7 @@ class HTTPEndpoint:
             return self._connection_error(f"{type(exc).__name__}: {exc}")
 
     async def _read(
-        self, response: aiohttp.ClientResponse, sink: ChunkSink | None, number: int
+        self, response: aiohttp.ClientResponse, attempt: Attempt
     ) -> LMResponse | LMError:
         lm, status = self.lm, response.status
         if status >= 300:
@@ -285,8 +290,8 @@ class HTTPEndpoint:
                 model=lm.model,
                 endpoint=self.url,
             )
-        if sink is not None and response.content_type == "text/event-stream":
-            return await self._read_stream(response, sink, number)
+        if attempt.sink is not None and response.content_type == "text/event-stream":
+            return await self._read_stream(response, attempt)
         try:
             body = await self._read_capped(response, lm.max_response_bytes)
         except _TooLarge:
@@ -306,9 +311,11 @@ class HTTPEndpoint:
             return exc
 
     async def _read_stream(
-        self, response: aiohttp.ClientResponse, sink: ChunkSink, number: int
+        self, response: aiohttp.ClientResponse, attempt: Attempt
     ) -> LMResponse | LMError:
-        """Read Server-Sent Events, handing each piece of text to ``sink`` as it arrives."""
+        """Read Server-Sent Events, handing each piece of text to the sink as it arrives."""
+        sink, number = attempt.sink, attempt.number
+        assert sink is not None
         decoder = self.lm.provider_impl.stream_decoder(model=self.lm.model, endpoint=self.url)
         cap, size = self.lm.max_response_bytes, 0
         data: list[str] = []
@@ -329,6 +336,7 @@ class HTTPEndpoint:
                 if decoder.done(event):
                     return decoder.result()
                 for choice, text in decoder.feed(event):
+                    self._streamed.add(attempt.call_id)
                     sink.put(StreamChunk(choice, text, number))
         except MalformedResponseError as exc:
             return exc

@@ -23,6 +23,7 @@ from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
 from dspex_actors.primitives._module import METADATA_KEY
 from dspex_actors.signatures import ensure_signature
+from dspex_actors.streaming._session import current_session
 from dspex_actors.system import ActorSystem, current_system
 
 __all__ = ["Predict"]
@@ -128,19 +129,25 @@ class Predict(Module, Parameter):
 
     async def aforward(self, **kwargs: Any) -> Prediction:
         """:meth:`forward` for ``await predict.acall(...)``: the same prompt, cache and limits,
-        never blocking the event loop."""
+        never blocking the event loop. Inside ``streamify`` with a listener on this
+        predictor, the LM call is streamed."""
         call = self._prepare(kwargs)
         system = call.system
+        session = current_session()
+        stream = session.stream_for(self) if session is not None else None
 
         async def arequest_fn(
             messages: Sequence[Message], params: Mapping[str, Any]
         ) -> LMResponse:
-            return await system.arequest(call.request(messages, params), lm=call.lm)
+            request = call.request(messages, params)
+            return await system.arequest(request, lm=call.lm, sink=stream)
 
-        outputs = await _adapter().acall(
+        completions, response = await _adapter().acall(
             arequest_fn, call.signature, call.demos, call.inputs, call.params
         )
-        return self._finish(call, *outputs)
+        if stream is not None:  # inside streamify: the listened fields' last pieces
+            stream.finish(response, completions[0] if completions else {})
+        return self._finish(call, completions, response)
 
     async def acall(self, *args: Any, **kwargs: Any) -> Prediction:
         if args:

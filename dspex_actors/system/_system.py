@@ -24,7 +24,15 @@ import pykka
 
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
 from dspex_actors._loop import IOLoop
-from dspex_actors._types import AsyncReply, Cancel, LMRequest, LMResponse, Reply, Submit
+from dspex_actors._types import (
+    AsyncReply,
+    Cancel,
+    ChunkSink,
+    LMRequest,
+    LMResponse,
+    Reply,
+    Submit,
+)
 from dspex_actors._validate import check_number
 from dspex_actors.cache._actor import (
     CacheActor,
@@ -355,15 +363,22 @@ class ActorSystem:
             logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
         return self._one_call(lm, request, cached=cached)
 
-    async def arequest(self, request: LMRequest, lm: LM | None = None) -> LMResponse:
+    async def arequest(
+        self, request: LMRequest, lm: LM | None = None, *, sink: ChunkSink | None = None
+    ) -> LMResponse:
         """:meth:`request` for asyncio callers: the same cache, Clients and limits; the reply
-        is scheduled onto the caller's loop, which never blocks."""
+        is scheduled onto the caller's loop, which never blocks.
+
+        With ``sink`` the reply is streamed: its pieces go to the sink as they arrive (on
+        the I/O loop's thread) when the call is sent; a cache hit sends no request and no
+        pieces. A call cut off after pieces were streamed is not made again.
+        """
         lm = self._lm_for(request, lm)
         cached = request.cache and lm.cache
         try:
-            return await self._aone_call(lm, request, cached=cached)
+            return await self._aone_call(lm, request, cached=cached, sink=sink)
         except LMUnavailableError:
-            if not self.running:
+            if not self.running or sink is not None:
                 raise
             logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
         return await self._aone_call(lm, request, cached=cached)
@@ -395,16 +410,18 @@ class ActorSystem:
             route.withdraw()
             raise
 
-    async def _aone_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
+    async def _aone_call(
+        self, lm: LM, request: LMRequest, *, cached: bool, sink: ChunkSink | None = None
+    ) -> LMResponse:
         client = await self._aclient_ref(lm)
         cache = await self._acache_ref() if cached else None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[LMResponse] = loop.create_future()
-        route = self._send(lm, request, client, cache, AsyncReply(loop, future))
+        route = self._send(lm, request, client, cache, AsyncReply(loop, future), sink=sink)
         try:
             return await await_reply(future, route.watches)
         except CacheError:
-            return await self._aone_call(lm, request, cached=False)
+            return await self._aone_call(lm, request, cached=False, sink=sink)
         except asyncio.CancelledError:
             route.withdraw()  # frees the Client's slot unless others wait for the same call
             raise
@@ -416,6 +433,8 @@ class ActorSystem:
         client: pykka.ActorRef[Any],
         cache: pykka.ActorRef[Any] | None,
         reply: Reply,
+        *,
+        sink: ChunkSink | None = None,
     ) -> _Route:
         """Tell the call to the Cache actor (single flight lives there) or, without a cache,
         straight to the Client.
@@ -426,7 +445,7 @@ class ActorSystem:
         if cache is not None:
             key = cache_key(lm.model, request)
             try:
-                cache.tell(Fetch(key, request, client, reply))
+                cache.tell(Fetch(key, request, client, reply, sink))
             except pykka.ActorDeadError:
                 logger.warning(
                     "cache unavailable (the Cache actor stopped); calling the LM directly"
@@ -434,7 +453,7 @@ class ActorSystem:
             else:
                 return _Route.via_cache(cache, client, key, reply)
         try:
-            client.tell(Submit(request, reply))
+            client.tell(Submit(request, reply, sink))
         except pykka.ActorDeadError:
             raise client_unavailable(
                 lm.model, lm.endpoint, "stopped before taking the call"

@@ -72,18 +72,32 @@ def test_two_choices_stream_side_by_side(
         assert text == response.texts[choice]
 
 
-def test_a_cut_stream_is_retried_and_its_pieces_are_numbered_by_attempt(
+def test_a_failure_before_any_piece_is_retried_and_pieces_carry_the_attempt(
+    make_lm_server: MakeServer, make_system: MakeSystem
+) -> None:
+    server = make_lm_server("echo", stream_chunk_chars=2)
+    server.push_faults(Fault.http(503))
+    lm = LM("openai/local-model", api_base=server.url, num_retries=1)
+    system = make_system(lm)
+    reply, sink = _streamed(system, lm, "retry this one")
+    response = reply.get(timeout=WAIT)
+    chunks = _drain(sink)
+    assert {c.attempt for c in chunks} == {2}
+    assert "".join(c.text for c in chunks) == response.texts[0]
+
+
+def test_a_stream_cut_after_pieces_is_not_retried(
     make_lm_server: MakeServer, make_system: MakeSystem
 ) -> None:
     server = make_lm_server("echo", stream_chunk_chars=2)
     server.push_faults(Fault.parse("stream_cut"))
-    lm = LM("openai/local-model", api_base=server.url, num_retries=1)
+    lm = LM("openai/local-model", api_base=server.url, num_retries=3)
     system = make_system(lm)
     reply, sink = _streamed(system, lm, "cut this one")
-    response = reply.get(timeout=WAIT)
-    chunks = _drain(sink)
-    assert {c.attempt for c in chunks} == {1, 2}
-    assert "".join(c.text for c in chunks if c.attempt == 2) == response.texts[0]
+    with pytest.raises(LMConnectionError):
+        reply.get(timeout=WAIT)
+    assert _drain(sink)  # the consumer saw pieces: a retry would repeat them
+    assert server.stats().requests_total == 1
 
 
 def test_a_cut_stream_without_retries_is_a_connection_error(

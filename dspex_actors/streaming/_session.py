@@ -1,0 +1,114 @@
+"""The streamed run of one program: which predictors stream, and where their pieces go.
+
+``streamify`` opens a :class:`StreamSession` in a context variable around the program's
+run; ``Predict.aforward`` asks :func:`current_session` for a :class:`CallStream` for
+itself and, when it gets one, sends its LM call streamed with that stream as the sink.
+Pieces arrive on the system's I/O thread and are handed to the session's loop; there the
+followers of each listened field turn them into :class:`StreamResponse` items, in order,
+before the call's own reply (both travel through ``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dspex_actors._types import LMResponse, StreamChunk
+from dspex_actors.streaming._markers import FieldFollower
+from dspex_actors.streaming._response import StreamResponse
+
+__all__ = ["Binding", "CallStream", "StreamSession", "current_session"]
+
+_session: contextvars.ContextVar[StreamSession | None] = contextvars.ContextVar(
+    "dspex_actors_stream_session", default=None
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A listener bound to one predictor of the program (by identity) and its name."""
+
+    predictor: Any
+    predict_name: str
+    field: str
+    allow_reuse: bool
+
+
+class CallStream:
+    """One predictor call's listened fields; ``put`` is the thread-safe sink of its pieces."""
+
+    def __init__(self, session: StreamSession, bindings: Sequence[Binding]) -> None:
+        self._session = session
+        self._followers = [(binding, FieldFollower(binding.field)) for binding in bindings]
+        self._pieces = 0
+
+    def put(self, item: StreamChunk, /) -> None:
+        """From the I/O thread: hand the piece to the session's loop."""
+        with contextlib.suppress(RuntimeError):  # the consumer's loop is gone
+            self._session.loop.call_soon_threadsafe(self._on_piece, item)
+
+    def _on_piece(self, item: StreamChunk) -> None:
+        if item.choice != 0:
+            return
+        self._pieces += 1
+        for binding, follower in self._followers:
+            self._emit(binding, follower.feed(item.text))
+
+    def finish(self, response: LMResponse, values: dict[str, Any]) -> None:
+        """On the loop, after the call: a reply that was not streamed (a cache hit) is fed
+        whole; every field still open gets its last piece."""
+        if not self._pieces and response.texts:
+            for binding, follower in self._followers:
+                self._emit(binding, follower.feed(response.texts[0]))
+        for binding, follower in self._followers:
+            value = values.get(binding.field)
+            self._emit(binding, follower.finish(None if value is None else str(value)))
+
+    def _emit(self, binding: Binding, piece: tuple[str, bool] | None) -> None:
+        if piece is None:
+            return
+        text, last = piece
+        if last:
+            self._session.done_with(binding)
+        self._session.queue.put_nowait(
+            StreamResponse(binding.predict_name, binding.field, text, last)
+        )
+
+
+class StreamSession:
+    """The listeners of one streamed program run, and the queue its consumer reads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, bindings: Sequence[Binding]) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[StreamResponse] = asyncio.Queue()
+        self._bindings = list(bindings)
+        self._finished: set[int] = set()
+
+    def stream_for(self, predictor: Any) -> CallStream | None:
+        """A CallStream for a call of ``predictor``, or None when nothing listens to it."""
+        bindings = [
+            b
+            for b in self._bindings
+            if b.predictor is predictor and (b.allow_reuse or id(b) not in self._finished)
+        ]
+        return CallStream(self, bindings) if bindings else None
+
+    def done_with(self, binding: Binding) -> None:
+        """A listener without ``allow_reuse`` has streamed its one completion."""
+        self._finished.add(id(binding))
+
+    def enter(self) -> contextvars.Token[StreamSession | None]:
+        return _session.set(self)
+
+    @staticmethod
+    def leave(token: contextvars.Token[StreamSession | None]) -> None:
+        _session.reset(token)
+
+
+def current_session() -> StreamSession | None:
+    """The streamed run this code is part of, if any."""
+    return _session.get()

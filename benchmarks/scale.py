@@ -21,6 +21,9 @@ process, every thread, divided by N; the server's CPU per call, read from
              (pykka names them ``_Worker-<n>``) nor the caller (MainThread), with what
              those threads are at that peak (grouped by name); the sampler's own CPU is
              taken out of the CPU figure;
+- Evaluate.acall: the same, as ``await evaluate.acall(program)`` on an event loop beside a
+             heartbeat coroutine (10 ms sleeps); its worst lateness is printed (the
+             caller's loop only hands calls off and receives their replies);
 - raw aiohttp: the same-run baseline, no framework: one ``aiohttp.ClientSession`` with
              ``TCPConnector(limit=C)`` on one event loop in this process, C worker tasks
              posting N DSPy chat-adapter bodies (the very messages Predict sends: system
@@ -261,8 +264,13 @@ def run_evaluate(
     seed: int,
     call_timeout: float,
     run_timeout: float,
+    acall: bool = False,
 ) -> Run:
-    """Evaluate(Predict) over n fresh questions, C threads, in its own ActorSystem."""
+    """Evaluate(Predict) over n fresh questions, C at once, in its own ActorSystem.
+
+    With ``acall`` the run is ``await evaluate.acall(program)`` on an event loop beside a
+    heartbeat coroutine (10 ms sleeps) whose worst lateness goes in the run's note.
+    """
     rows = questions(n + warmup, seed)
     warm, devset = make_devset(rows[:warmup]), make_devset(rows[warmup:])
     lm = dx.LM(
@@ -283,7 +291,10 @@ def run_evaluate(
         s_cpu = server_cpu(server.pid)
         with Watchdog(run_timeout, f"Evaluate C={c} N={n}", server), ThreadSampler() as sampler:
             cpu, start = time.process_time(), time.perf_counter()
-            result = evaluate(program)
+            if acall:
+                result, late = asyncio.run(_with_heartbeat(evaluate.acall(program)))
+            else:
+                result, late = evaluate(program), None
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         s_cpu = server_cpu(server.pid) - s_cpu
         max_in_flight = server.stats(include_requests=False).max_in_flight
@@ -297,6 +308,8 @@ def run_evaluate(
             f"{len(result.results)}/{n} rows, score {result.score}"
             + (f"; first failure: {first.error_type}: {first.message}" if first else "")
         )
+    if late is not None:
+        note = (note + "; " if note else "") + f"heartbeat at most {late * 1e3:.0f} ms late"
     return Run(
         wall,
         cpu,
@@ -307,6 +320,27 @@ def run_evaluate(
         max_in_flight=max_in_flight,
         threads=sampler.summary(),
     )
+
+
+async def _with_heartbeat(work: Any) -> tuple[Any, float]:
+    """Await ``work`` while a 10 ms heartbeat measures how late the loop wakes it."""
+    loop = asyncio.get_running_loop()
+    late = 0.0
+    done = asyncio.Event()
+
+    async def beat() -> None:
+        nonlocal late
+        while not done.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            late = max(late, loop.time() - before - 0.01)
+
+    heart = asyncio.ensure_future(beat())
+    try:
+        return await work, late
+    finally:
+        done.set()
+        await heart
 
 
 def chat_bodies(rows: Sequence[dict[str, str]], lm: dx.LM) -> list[dict[str, Any]]:
@@ -505,26 +539,26 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def line(label: str, run: Run, limit: float, c: int) -> str:
     if not run.wall:
-        return f"  {label:<12} -- {run.note}"
+        return f"  {label:<14} -- {run.note}"
     text = (
-        f"  {label:<12} wall/limit {run.ratio(limit):6.3f}  ({run.wall:7.3f}s)   "
+        f"  {label:<14} wall/limit {run.ratio(limit):6.3f}  ({run.wall:7.3f}s)   "
         f"CPU/call {run.cpu_us():6.0f} us   server CPU/call {run.server_us():4.0f} us   "
         f"server max in flight {run.max_in_flight}"
     )
     if run.max_in_flight < c:
         text += f" (< C={c}!)"
     if run.note:
-        text += f"\n  {'':<12} {run.note}"
+        text += f"\n  {'':<14} {run.note}"
     return text
 
 
 def thread_line(run: Run) -> str:
     t = run.threads
     if "max_others" not in t:
-        return f"  {'':<12} threads: max {t['max_total']} Python, {t['max_os']} OS"
+        return f"  {'':<14} threads: max {t['max_total']} Python, {t['max_os']} OS"
     others = ", ".join(f"{name} x{count}" for name, count in t["others_at_peak"].items())
     return (
-        f"  {'':<12} threads in flight: max {t['max_total']} Python ({t['max_os']} OS); "
+        f"  {'':<14} threads in flight: max {t['max_total']} Python ({t['max_os']} OS); "
         f"{t['max_workers']} Evaluate workers ({WORKER_PREFIX}*); "
         f"max {t['max_others']} others besides the caller: {others}"
     )
@@ -586,6 +620,15 @@ def main() -> None:
                 )
                 print(line("Evaluate", ev, limit, c))
                 print(thread_line(ev), flush=True)
+                aev = _best(
+                    run_evaluate(
+                        server, c, n, warmup=args.warmup, seed=seed + 300 + r, acall=True,
+                        **timing,
+                    )
+                    for r in range(args.repeats)
+                )  # fmt: skip
+                print(line("Evaluate.acall", aev, limit, c))
+                print(thread_line(aev), flush=True)
             if args.dspy_python:
                 ds = _best(
                     run_dspy(
@@ -599,12 +642,12 @@ def main() -> None:
                     print(thread_line(ds))
                 if ev is not None and ds.wall:
                     print(
-                        f"  {'':<12} DSPy / Evaluate: wall {ds.wall / ev.wall:.2f}x, "
+                        f"  {'':<14} DSPy / Evaluate: wall {ds.wall / ev.wall:.2f}x, "
                         f"CPU/call {ds.cpu / ev.cpu:.2f}x"
                     )
             if raw is not None and ev is not None and raw.wall:
                 print(
-                    f"  {'':<12} Evaluate / raw aiohttp: wall {ev.wall / raw.wall:.2f}x, "
+                    f"  {'':<14} Evaluate / raw aiohttp: wall {ev.wall / raw.wall:.2f}x, "
                     f"CPU/call {ev.cpu / raw.cpu:.2f}x "
                     f"(+{ev.cpu_us() - raw.cpu_us():.0f} us/call)",
                     flush=True,

@@ -1,0 +1,81 @@
+"""An asyncio service on dspex_actors: FastAPI + uvicorn, one ActorSystem for the app's life.
+
+- ``POST /answer`` ``{"question": "..."}`` → ``{"answer": "..."}`` (``await predict.acall``);
+- ``POST /answer/stream`` → Server-Sent Events: the answer's pieces as the LM writes them
+  (``dx.streamify``), then the whole prediction.
+
+The system starts in the app's lifespan and stops at shutdown; handlers never block the
+event loop, and a thousand requests in flight are a thousand tasks, not threads.
+
+Run offline (a local simulated LM): ``python examples/fastapi_service.py [--port 8000]``,
+then ``curl -X POST localhost:8000/answer -H 'content-type: application/json'
+-d '{"question": "What is 2 + 3?"}'``. Needs the ``[examples]`` extra (fastapi, uvicorn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+import dspex_actors as dx
+
+
+class Question(BaseModel):
+    question: str
+
+
+def create_app(lm: dx.LM) -> FastAPI:
+    """The app, with its ActorSystem tied to its lifespan."""
+    qa = dx.Predict("question -> answer")
+    streamed_qa = dx.streamify(qa, stream_listeners=[dx.StreamListener("answer")])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with dx.ActorSystem(lm=lm, name="fastapi-service") as system:
+            app.state.system = system
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/answer")
+    async def answer(body: Question) -> dict[str, Any]:
+        prediction = await qa.acall(question=body.question)
+        return {"answer": prediction.answer}
+
+    @app.post("/answer/stream")
+    async def answer_stream(body: Question) -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            async for item in streamed_qa(question=body.question):
+                if isinstance(item, dx.StreamResponse):
+                    data = {"field": item.signature_field_name, "chunk": item.chunk}
+                else:
+                    data = {"prediction": dict(item.items())}
+                yield f"data: {json.dumps(data)}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    from dspex_actors.testing import LocalLMServer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    with LocalLMServer(latency=0.05, stream_chunk_chars=2, stream_interval=0.02) as server:
+        lm = dx.LM("openai/local-model", api_base=server.url, max_concurrency=512)
+        uvicorn.run(create_app(lm), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,3 +45,31 @@ def test_readme_usage_example_runs(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "qa.json").read_text(encoding="utf-8"))
     assert "api_base" not in json.dumps(saved)
     assert len(saved["demos"]) >= 1
+
+
+def test_readme_async_example_runs(tmp_path: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## asyncio and streaming") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "README's asyncio section has no python block"
+    script = tmp_path / "readme_async.py"
+    script.write_text(match.group(1), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "5"
+    assert "100 answers" in lines
+    assert "score: 100.0" in lines
+    assert lines[-1] == "prediction: 42"
+    pieces = [line for line in lines if line.startswith("piece:")]
+    assert pieces and pieces[-1].endswith("True")

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from async_calls import with_heartbeat  # the same heartbeat: benchmarks/ is on sys.path
 
 import dspex_actors as dx
 from dspex_actors.testing import ServerProcess, arithmetic_dataset
@@ -292,7 +293,7 @@ def run_evaluate(
         with Watchdog(run_timeout, f"Evaluate C={c} N={n}", server), ThreadSampler() as sampler:
             cpu, start = time.process_time(), time.perf_counter()
             if acall:
-                result, late = asyncio.run(_with_heartbeat(evaluate.acall(program)))
+                result, late = asyncio.run(with_heartbeat(evaluate.acall(program)))
             else:
                 result, late = evaluate(program), None
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -320,27 +321,6 @@ def run_evaluate(
         max_in_flight=max_in_flight,
         threads=sampler.summary(),
     )
-
-
-async def _with_heartbeat(work: Any) -> tuple[Any, float]:
-    """Await ``work`` while a 10 ms heartbeat measures how late the loop wakes it."""
-    loop = asyncio.get_running_loop()
-    late = 0.0
-    done = asyncio.Event()
-
-    async def beat() -> None:
-        nonlocal late
-        while not done.is_set():
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            late = max(late, loop.time() - before - 0.01)
-
-    heart = asyncio.ensure_future(beat())
-    try:
-        return await work, late
-    finally:
-        done.set()
-        await heart
 
 
 def chat_bodies(rows: Sequence[dict[str, str]], lm: dx.LM) -> list[dict[str, Any]]:

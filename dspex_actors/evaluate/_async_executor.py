@@ -28,7 +28,13 @@ from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from dspex_actors._errors import EvaluationAborted, ExampleTimeoutError
-from dspex_actors.evaluate._executor import Outcome, Progress, ProgressCallback
+from dspex_actors.evaluate._executor import (
+    Outcome,
+    Progress,
+    ProgressCallback,
+    check_call,
+    check_run_options,
+)
 from dspex_actors.evaluate._worker import ExampleFailure
 
 __all__ = ["AsyncExecutor"]
@@ -52,15 +58,7 @@ class AsyncExecutor:
         provide_traceback: bool = False,
         abort_grace: float = 1.0,
     ) -> None:
-        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
-            msg = f"num_threads must be a positive int, got {num_threads!r}"
-            raise ValueError(msg)
-        if timeout is not None and timeout <= 0:
-            msg = f"timeout must be > 0 seconds, got {timeout!r}"
-            raise ValueError(msg)
-        if max_errors is not None and max_errors < 0:
-            msg = f"max_errors must be >= 0 or None, got {max_errors!r}"
-            raise ValueError(msg)
+        check_run_options(num_threads, timeout, max_errors, progress, abort_grace)
         self.num_threads = num_threads
         self.timeout = timeout
         self.max_errors = max_errors
@@ -72,13 +70,7 @@ class AsyncExecutor:
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T]
     ) -> list[Outcome[T, R]]:
         """One :class:`Outcome` per item, in input order (see the module docstring)."""
-        fn_value: object = fn
-        if not callable(fn_value):
-            msg = f"fn must be callable, got {fn!r}"
-            raise TypeError(msg)
-        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-            msg = f"items must be an iterable of items, got {type(items).__name__}"
-            raise TypeError(msg)
+        check_call(fn, items)
         run = _AsyncRun(self, fn, items)
         return await run.run()
 

@@ -121,24 +121,7 @@ class ParallelExecutor:
         provide_traceback: bool = False,
         abort_grace: float = 5.0,
     ) -> None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            msg = f"num_threads must be a positive int, got {num_threads!r}"
-            raise ValueError(msg)
-        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
-            msg = f"timeout must be a positive number of seconds or None, got {timeout!r}"
-            raise ValueError(msg)
-        if max_errors is not None and (
-            isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0
-        ):
-            msg = f"max_errors must be a non-negative int or None, got {max_errors!r}"
-            raise ValueError(msg)
-        progress_value: object = progress
-        if progress_value is not None and not callable(progress_value):
-            msg = f"progress must be a callable or None, got {progress!r}"
-            raise TypeError(msg)
-        if not abort_grace >= 0:
-            msg = f"abort_grace must be >= 0 seconds, got {abort_grace!r}"
-            raise ValueError(msg)
+        check_run_options(num_threads, timeout, max_errors, progress, abort_grace)
         self.num_threads = num_threads
         self.timeout = None if timeout is None else float(timeout)
         self.max_errors = max_errors
@@ -158,7 +141,7 @@ class ParallelExecutor:
         Raises :class:`EvaluationAborted` (``max_errors`` exceeded, Ctrl-C, or the iterable
         itself raised) with ``result`` = the finished outcomes in input order.
         """
-        _check_call(fn, items)
+        check_call(fn, items)
         collected: list[Outcome[T, R]] = []
         stream = _Run(self, fn, items, sink=collected).outcomes()
         try:
@@ -185,11 +168,37 @@ class ParallelExecutor:
         ``result=None`` after every finished outcome has been yielded, and nothing is kept
         in memory. Closing the iterator early stops the run (in-flight items are abandoned).
         """
-        _check_call(fn, items)
+        check_call(fn, items)
         return _Run(self, fn, items).outcomes()
 
 
-def _check_call(fn: object, items: object) -> None:
+def check_run_options(
+    num_threads: object, timeout: object, max_errors: object, progress: object, abort_grace: object
+) -> None:
+    """The option checks shared by the thread and the task executors."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        msg = f"num_threads must be a positive int, got {num_threads!r}"
+        raise ValueError(msg)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        msg = f"timeout must be a positive number of seconds or None, got {timeout!r}"
+        raise ValueError(msg)
+    if max_errors is not None and (
+        isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0
+    ):
+        msg = f"max_errors must be a non-negative int or None, got {max_errors!r}"
+        raise ValueError(msg)
+    if progress is not None and not callable(progress):
+        msg = f"progress must be a callable or None, got {progress!r}"
+        raise TypeError(msg)
+    if not isinstance(abort_grace, (int, float)) or not abort_grace >= 0:
+        msg = f"abort_grace must be >= 0 seconds, got {abort_grace!r}"
+        raise ValueError(msg)
+
+
+def check_call(fn: object, items: object) -> None:
+    """The argument checks of a run, shared by the thread and the task executors."""
     if not callable(fn):
         msg = f"fn must be callable, got {fn!r}"
         raise TypeError(msg)

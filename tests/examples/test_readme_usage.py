@@ -13,17 +13,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120.0
 
 
-def _usage_example() -> str:
+def _block(heading: str) -> str:
+    """The first python block after ``heading`` in the README."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Usage") :]
+    section = readme[readme.index(heading) :]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README's Usage section has no python block"
+    assert match, f"README's {heading!r} section has no python block"
     return match.group(1)
 
 
-def test_readme_usage_example_runs(tmp_path: Path) -> None:
-    script = tmp_path / "readme_usage.py"
-    script.write_text(_usage_example(), encoding="utf-8")
+def _run(code: str, tmp_path: Path) -> list[str]:
+    """Run ``code`` as a script in ``tmp_path`` (no API key); its output lines."""
+    script = tmp_path / "readme_example.py"
+    script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("OPENAI_API_KEY", None)
@@ -37,7 +39,11 @@ def test_readme_usage_example_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_readme_usage_example_runs(tmp_path: Path) -> None:
+    lines = _run(_block("## Usage"), tmp_path)
     assert lines[0] == "7"
     before = float(lines[1].removeprefix("before: "))
     after = float(lines[2].removeprefix("after: "))
@@ -48,25 +54,7 @@ def test_readme_usage_example_runs(tmp_path: Path) -> None:
 
 
 def test_readme_async_example_runs(tmp_path: Path) -> None:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## asyncio and streaming") :]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README's asyncio section has no python block"
-    script = tmp_path / "readme_async.py"
-    script.write_text(match.group(1), encoding="utf-8")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = _run(_block("## asyncio and streaming"), tmp_path)
     assert lines[0] == "5"
     assert "100 answers" in lines
     assert "score: 100.0" in lines

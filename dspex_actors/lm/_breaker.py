@@ -34,12 +34,16 @@ logger = logging.getLogger(__name__)
 
 
 def is_endpoint_failure(error: BaseException) -> bool:
-    """Whether ``error`` says the endpoint is unhealthy (3xx, 4xx other than 429 and an
-    untrusted certificate do not)."""
+    """Whether ``error`` says the endpoint is unhealthy.
+
+    A 429 does not: it is backpressure (often one key's quota), retried with backoff; it
+    must not cut off every other caller of the endpoint. Nor do 3xx, other 4xx and an
+    untrusted certificate.
+    """
     if isinstance(error, LMTLSError):
         return False
     if isinstance(error, LMHTTPStatusError):
-        return error.status_code == 429 or error.status_code >= 500
+        return error.status_code >= 500
     return isinstance(error, (LMTimeoutError, LMConnectionError, MalformedResponseError))
 
 

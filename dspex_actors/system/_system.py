@@ -443,7 +443,7 @@ class ActorSystem:
         goes to the Client directly.
         """
         if cache is not None:
-            key = cache_key(lm.model, request)
+            key = cache_key(lm.model, request, lm.endpoint)
             try:
                 cache.tell(Fetch(key, request, client, reply, sink))
             except pykka.ActorDeadError:

@@ -27,7 +27,7 @@ from dspex_actors.cache import (
 )
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.system import ActorSystem
-from dspex_actors.testing import Fault, LocalLMServer
+from dspex_actors.testing import Fault, LocalLMServer, fixed_responder
 from tests._support import run_concurrently
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -78,14 +78,30 @@ def test_key_covers_messages_params_and_rollout(
     assert lm_server.stats().requests_total == 5
 
 
-def test_key_has_no_credentials_or_endpoint() -> None:
+def test_key_has_the_endpoint_but_no_credentials() -> None:
     request = LMRequest(messages=({"role": "user", "content": "hi"},), params={"n": 1})
     a = LM("openai/m", api_base="http://127.0.0.1:1/v1", api_key=SECRET)
-    b = LM("openai/m", api_base="http://127.0.0.1:2/v1", api_key="another")
-    assert cache_key(a.model, request) == cache_key(b.model, request)
-    assert SECRET not in cache_key(a.model, request)
-    assert cache_key(a.model, request) != cache_key("openai/n", request)
-    assert len(cache_key(a.model, request)) == 64
+    b = LM("openai/m", api_base="http://127.0.0.1:1/v1", api_key="another")
+    c = LM("openai/m", api_base="http://127.0.0.1:2/v1", api_key=SECRET)
+    d = LM("openai/m", api_base=f"http://user:{SECRET}@127.0.0.1:1/v1")
+    key = cache_key(a.model, request, a.endpoint)
+    assert key == cache_key(b.model, request, b.endpoint) == cache_key(d.model, request, d.endpoint)
+    assert key != cache_key(c.model, request, c.endpoint)
+    assert key != cache_key("openai/n", request, a.endpoint)
+    assert SECRET not in key and len(key) == 64
+
+
+def test_two_servers_with_one_model_name_answer_for_themselves(
+    make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem, req: Req
+) -> None:
+    one = make_lm_server(fixed_responder("[[ ## answer ## ]]\none\n\n[[ ## completed ## ]]"))
+    two = make_lm_server(fixed_responder("[[ ## answer ## ]]\ntwo\n\n[[ ## completed ## ]]"))
+    system = make_system()
+    lm_one = LM("openai/local-model", api_base=one.url)
+    lm_two = LM("openai/local-model", api_base=two.url)
+    assert "one" in system.request(req("same question"), lm=lm_one).texts[0]
+    assert "two" in system.request(req("same question"), lm=lm_two).texts[0]
+    assert (one.stats().requests_total, two.stats().requests_total) == (1, 1)
 
 
 def test_single_flight(
@@ -168,7 +184,8 @@ def test_write_is_durable_before_the_caller_returns(
     # Another connection (another process would see the same) finds the committed row.
     with sqlite3.connect(tmp_path / CACHE_FILENAME) as db:
         rows = db.execute(
-            "SELECT count(*) FROM entries WHERE key = ?", (cache_key(lm.model, request),)
+            "SELECT count(*) FROM entries WHERE key = ?",
+            (cache_key(lm.model, request, lm.endpoint),),
         ).fetchone()
     assert rows == (1,)
 
@@ -205,7 +222,7 @@ def test_unreadable_row_is_a_miss_not_a_crash(
     lm = LM("openai/local-model", api_base=lm_server.url)
     request = req("q")
     tier = SQLiteTier.open(tmp_path)
-    tier.put(cache_key(lm.model, request), LMResponse(texts=("x",)))
+    tier.put(cache_key(lm.model, request, lm.endpoint), LMResponse(texts=("x",)))
     tier._db.execute("UPDATE entries SET value = 'not json'")
     tier._db.commit()
     tier.close()

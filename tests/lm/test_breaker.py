@@ -170,3 +170,19 @@ def test_stale_outcomes_do_not_count_twice() -> None:
     assert breaker.state == "half-open"
     breaker.record(trial, None)
     assert breaker.state == "closed"
+
+
+def test_429s_are_backpressure_and_never_open_the_circuit(
+    lm_server: LocalLMServer, make_system: MakeSystem, req: Req
+) -> None:
+    """A quota error for one key must not cut off the other callers of the endpoint."""
+    quota = LM("openai/local-model", api_base=lm_server.url, api_key="key-a", num_retries=0)
+    other = LM("openai/local-model", api_base=lm_server.url, api_key="key-b")
+    system = make_system(quota, breaker_fail_max=3)
+    lm_server.push_faults(*[Fault.http(429)] * 6)
+    for index in range(6):
+        with pytest.raises(LMHTTPStatusError):
+            system.request(req(f"q{index}", cache=False), lm=quota)
+    assert breaker_state(system)["state"] == "closed"
+    assert all(system.request(req(f"b{i}", cache=False), lm=other).texts for i in range(5))
+    assert lm_server.stats().requests_total == 11

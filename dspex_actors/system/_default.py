@@ -1,5 +1,8 @@
 """The process-wide default system: ``configure()``, ``current_system()``, shutdown.
 
+After ``os.fork()`` (gunicorn ``--preload``, multiprocessing "fork", Celery prefork) the child
+drops the inherited default system and starts its own on first use.
+
 ``current_system()`` looks in this order: the system whose ``with`` block encloses the
 current context (a contextvar, so tasks and copied contexts see it), the most recently
 entered system still running (so plain threads started inside a ``with`` see it), then
@@ -9,6 +12,7 @@ the ``configure()``d default system, started on first use and stopped at exit.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -84,4 +88,13 @@ def shutdown_default(timeout: float = 30.0, *, reset: bool = False) -> None:
         system.stop(timeout=timeout)
 
 
+def _after_fork_in_child() -> None:
+    """A forked child starts its own default system on first use (same configuration)."""
+    _Default.lock = threading.RLock()
+    inherited = _Default.system
+    if inherited is not None:  # same LM and options, none of the parent's threads
+        _Default.system = _build(inherited.lm, _Default.options)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 install_lookup(current_system)

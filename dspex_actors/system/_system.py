@@ -14,6 +14,7 @@ import contextvars
 import dataclasses
 import functools
 import logging
+import os
 import threading
 import weakref
 from pathlib import Path
@@ -164,6 +165,8 @@ class ActorSystem:
         self._lock = threading.RLock()
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._io: IOLoop | None = None
+        self._pid: int | None = None
+        """The process that started it: after os.fork() the child has none of its threads."""
         self._cache: ChildHandle | None = None
         self._clients: dict[str, tuple[LM, ChildHandle]] = {}
         self._breakers: dict[str, EndpointBreaker] = {}
@@ -180,16 +183,31 @@ class ActorSystem:
 
     @property
     def running(self) -> bool:
-        """Whether the system is started and its supervisor is alive."""
+        """Whether the system is started (in this process) and its supervisor is alive."""
         sup = self._supervisor
-        return sup is not None and sup.is_alive()
+        return sup is not None and not self.forked and sup.is_alive()
+
+    @property
+    def forked(self) -> bool:
+        """Whether this process is a fork of the one that started the system (its threads,
+        actors and I/O loop exist only there)."""
+        return self._pid is not None and self._pid != os.getpid()
+
+    def _forked_error(self) -> LMUnavailableError:
+        return LMUnavailableError(
+            f"actor system {self.name!r} was started in process {self._pid}, and this process "
+            f"({os.getpid()}) is a fork of it, where its threads do not exist: start an "
+            "ActorSystem in the child (dx.configure()'s default system starts anew by itself)"
+        )
 
     def start(self) -> Self:
         """Start the supervisor and the Cache actor (Clients start on first use)."""
         with self._lock:
             if self.running:
                 return self
-            if self._supervisor is not None:
+            if self.forked:
+                self._forget()
+            elif self._supervisor is not None:
                 self._teardown()
             cache_dir = self.cache_options.cache_dir
             if self.cache_strict and cache_dir is not None:
@@ -197,6 +215,7 @@ class ActorSystem:
             options = self.cache_options
             self._exit_reason = None
             self._io = IOLoop(f"{self.name}-io")
+            self._pid = os.getpid()
             self._supervisor = _SystemSupervisor.start(
                 [ChildSpec(id=CACHE_CHILD_ID, start=functools.partial(CacheActor.start, options))],
                 strategy="one_for_one",
@@ -224,6 +243,9 @@ class ActorSystem:
             sup, io = self._supervisor, self._io
             if sup is None:
                 return
+            if self.forked:  # nothing of it runs here: let go of the parent's objects
+                self._forget()
+                return
             self._supervisor = None
             self._io = None
             self._cache = None
@@ -239,6 +261,15 @@ class ActorSystem:
         if io is not None and not io.stop():
             logger.warning("the I/O loop of actor system %s did not stop in time", self.name)
         logger.debug("actor system %s stopped", self.name)
+
+    def _forget(self) -> None:
+        """Drop what a forked child inherited, without touching it (no thread serves it)."""
+        self._supervisor = None
+        self._io = None
+        self._pid = None
+        self._cache = None
+        self._clients.clear()
+        self._breakers.clear()
 
     def _teardown(self) -> None:
         """Forget a supervisor that died by itself (it gave up restarting)."""
@@ -289,6 +320,8 @@ class ActorSystem:
     # -- calls -------------------------------------------------------------------------
 
     def _require_supervisor(self) -> pykka.ActorRef[Any]:
+        if self.forked:
+            raise self._forked_error()
         sup = self._supervisor
         if sup is None or not sup.is_alive():
             detail = f" ({self._exit_reason})" if self._exit_reason is not None else ""
@@ -543,6 +576,8 @@ class ActorSystem:
 def current_from_context() -> ActorSystem | None:
     """The system of this context, else the most recently entered one still running."""
     system = _current.get()
+    if system is not None and system.forked:
+        raise system._forked_error()
     if system is not None and system.running:
         return system
     with _registry_lock:
@@ -550,6 +585,18 @@ def current_from_context() -> ActorSystem | None:
             if candidate.running:
                 return candidate
     return None
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: no system of the parent runs here; forget them all (the atexit
+    hook must not wait on their threads). Systems in use still say so when called."""
+    global _registry_lock  # noqa: PLW0603 - a lock held by a vanished thread would never free
+    _registry_lock = threading.RLock()
+    _running.clear()
+    _entered.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import pykka
 
-from dspex_actors._errors import EvaluationAborted, ExampleTimeoutError
+from dspex_actors._errors import ConfigurationError, EvaluationAborted, ExampleTimeoutError
 from dspex_actors.evaluate._worker import ExampleFailure, _Done, _Exited, _Slot, _Task, _Worker
 from supervision import ChildSpec, Supervisor
 
@@ -61,6 +61,9 @@ _WAKE_INTERVAL = 0.1
 A real SIGINT interrupts the wait at once; ``_thread.interrupt_main()`` only sets a flag
 that Python checks when the blocked call returns.
 """
+
+MAX_NUM_THREADS = 4096
+"""More workers than this is a mistake (a typo, a devset size passed as num_threads)."""
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
@@ -179,6 +182,13 @@ def check_run_options(
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         msg = f"num_threads must be a positive int, got {num_threads!r}"
         raise ValueError(msg)
+    if num_threads > MAX_NUM_THREADS:
+        msg = (
+            f"num_threads={num_threads} is more than {MAX_NUM_THREADS}: each is a worker "
+            "(a thread, or a task for an async program); the LM's max_concurrency is the "
+            "real limit on calls in flight"
+        )
+        raise ConfigurationError(msg)
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     ):

@@ -51,6 +51,11 @@ _LM_FIELDS = (
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
 
 
+def _fits_a_header(value: str) -> bool:
+    """Whether ``value`` can be an HTTP header value as is (visible ASCII and spaces)."""
+    return value.isascii() and value.isprintable() and value == value.strip()
+
+
 class LM:
     """A language model: ``LM("openai/gpt-4o-mini", api_base=..., api_key=..., ...)``.
 
@@ -178,6 +183,11 @@ class LM:
 
         if api_key is None and provider.api_key_env:
             api_key = os.environ.get(provider.api_key_env) or None
+        if api_key is not None and not _fits_a_header(api_key):
+            raise ConfigurationError(
+                "LM api_key cannot be sent in an HTTP header: it must be printable ASCII "
+                "with no line breaks (check for a stray newline or a pasted character)"
+            )
         values: dict[str, Any] = {
             "model": model,
             "provider": provider_name,

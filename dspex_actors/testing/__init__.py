@@ -30,7 +30,7 @@ from dspex_actors.testing._responders import (
     parse_dspy_prompt,
 )
 from dspex_actors.testing._server import LocalLMServer
-from dspex_actors.testing._stats import ServerStats
+from dspex_actors.testing._stats import ServerStats, secret_fingerprint
 from dspex_actors.testing._tls import self_signed_certificate, server_ssl_context
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "fixed_responder",
     "main",
     "parse_dspy_prompt",
+    "secret_fingerprint",
     "self_signed_certificate",
     "server_ssl_context",
     "solve_arithmetic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -9,6 +10,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ServerStats", "StatsRecorder"]
+
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+"""Request headers that carry credentials: logged only as a fingerprint."""
+
+
+def secret_fingerprint(value: str) -> str:
+    """How a credential header's value appears in the server's stats: never the value,
+    but enough for a test to check which credential was sent."""
+    return "*** sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with every credential replaced by its fingerprint."""
+    return {
+        name: secret_fingerprint(value) if name.lower() in SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -127,7 +148,7 @@ class StatsRecorder:
         self._max_in_flight = max(self._max_in_flight, self._in_flight)
         if body is not None:
             self._log.append(body)
-            self._headers.append(headers)
+            self._headers.append(redact_headers(headers))
 
     def _reply_locked(self, status: int, prompt_tokens: int, completion_tokens: int) -> None:
         self._in_flight -= 1

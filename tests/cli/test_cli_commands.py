@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import Run, read_jsonl, subprocess_env, write_jsonl
 
 from dspex_actors.predict import load_program
-from dspex_actors.testing import Fault, LocalLMServer, arithmetic_dataset
+from dspex_actors.testing import Fault, LocalLMServer, arithmetic_dataset, secret_fingerprint
 
 SECRET = "sk-test-very-secret-4242"
 
@@ -191,7 +191,8 @@ def test_api_key_is_never_printed(
     assert "failed: 2" in run.out  # the 401s are reported, per example
     assert SECRET not in run.out + run.err
     headers = server.stats().headers
-    assert headers and all(h.get("authorization") == f"Bearer {SECRET}" for h in headers)
+    sent = secret_fingerprint(f"Bearer {SECRET}")
+    assert headers and all(h.get("authorization") == sent for h in headers)
 
 
 def test_fail_under_turns_a_low_score_into_exit_1(

@@ -20,7 +20,7 @@ from dspex_actors import (
 )
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.system import ActorSystem
-from dspex_actors.testing import ChatRequest, Fault, LocalLMServer
+from dspex_actors.testing import ChatRequest, Fault, LocalLMServer, secret_fingerprint
 from tests._support import run_concurrently
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -29,8 +29,6 @@ WAIT = 30.0
 
 MakeSystem = Callable[..., ActorSystem]
 Req = Callable[..., LMRequest]
-
-
 
 
 def test_counters_include_a_call_as_soon_as_it_returns(
@@ -60,7 +58,7 @@ def test_success_round_trip(lm_server: LocalLMServer, make_system: MakeSystem, r
     assert body["messages"] == [{"role": "user", "content": "What is 2 + 3?"}]
     assert (body["temperature"], body["max_tokens"], body["top_p"]) == (0.0, 1000, 0.5)
     headers = {k.lower(): v for k, v in stats.headers[0].items()}
-    assert headers["authorization"] == f"Bearer {SECRET}"
+    assert headers["authorization"] == secret_fingerprint(f"Bearer {SECRET}")
     client = next(iter(system.stats()["clients"].values()))
     assert (client["requests"], client["successes"], client["failures"]) == (1, 1, 0)
     assert client["total_tokens"] == response.usage["total_tokens"]
@@ -258,9 +256,7 @@ def test_no_thread_left_after_stop(lm_server: LocalLMServer, req: Req) -> None:
     assert [t.name for t in extra if t.is_alive()] == []
 
 
-def test_stop_fails_in_flight_calls_promptly(
-    lm_server: LocalLMServer, req: Req
-) -> None:
+def test_stop_fails_in_flight_calls_promptly(lm_server: LocalLMServer, req: Req) -> None:
     lm = LM("openai/local-model", api_base=lm_server.url, timeout=30.0)
     system = ActorSystem(lm).start()
     lm_server.push_faults(*[Fault.hang(20.0)] * 3)

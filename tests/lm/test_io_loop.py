@@ -200,3 +200,17 @@ def test_proxy_credentials_stay_out_of_repr_and_config_id() -> None:
     assert "s3cret" not in lm.config_id
     assert LM("openai/x", proxy="http://user:other@127.0.0.1:3128") != lm
     assert "proxy" not in lm.kwargs
+
+
+@pytest.mark.parametrize("key", ["sk-abc\n", "sk-ab\r\nX-Evil: 1", "sk-é", " sk-padded"])
+def test_a_key_a_header_cannot_carry_is_refused_at_construction(key: str) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be sent in an HTTP header") as caught:
+        LM("openai/x", api_key=key)
+    assert key.strip() not in str(caught.value)
+
+
+def test_absurd_num_threads_is_a_configuration_error() -> None:
+    from dspex_actors import Evaluate, answer_exact_match
+
+    with pytest.raises(ConfigurationError, match="num_threads=100000 is more than 4096"):
+        Evaluate(devset=[], metric=answer_exact_match, num_threads=100_000)

@@ -13,7 +13,7 @@ import pytest
 from dspex_actors import LMConnectionError
 from dspex_actors.lm import LM
 from dspex_actors.system import ActorSystem
-from dspex_actors.testing import LocalLMServer
+from dspex_actors.testing import LocalLMServer, secret_fingerprint
 from tests._proxy import TinyProxy
 from tests._support import user
 
@@ -132,4 +132,4 @@ def test_proxy_credentials_reach_the_proxy_as_a_header(
     )
     make_system(lm).request(user("q", cache=False))
     headers = {k.lower(): v for k, v in server.stats().headers[-1].items()}
-    assert headers["proxy-authorization"] == "Basic YWxpY2U6cGE1NQ=="
+    assert headers["proxy-authorization"] == secret_fingerprint("Basic YWxpY2U6cGE1NQ==")

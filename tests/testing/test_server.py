@@ -14,7 +14,13 @@ import httpx
 import pytest
 from _lmserver_helpers import body, chat_messages
 
-from dspex_actors.testing import ChatRequest, Fault, LocalLMServer, ServerControl
+from dspex_actors.testing import (
+    ChatRequest,
+    Fault,
+    LocalLMServer,
+    ServerControl,
+    secret_fingerprint,
+)
 
 MESSAGES = [{"role": "user", "content": "x"}]
 
@@ -432,3 +438,17 @@ def test_latency_applies_to_a_callable_responder(
     assert time.monotonic() - started >= 0.2  # never early: the latency is a lower bound
     assert reply.json()["choices"][0]["message"]["content"] == "ok"
     assert [name.startswith("dspex-lm-responder-") for name in called_on] == [True]
+
+
+def test_stats_never_show_credentials(lm_server: LocalLMServer) -> None:
+    httpx.post(
+        f"{lm_server.url}/chat/completions",
+        json={"messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": "Bearer sk-secret", "x-api-key": "k2", "X-Other": "kept"},
+    )
+    for stats in (lm_server.stats(), ServerControl(lm_server.root_url).stats()):
+        (headers,) = stats.headers
+        assert headers["authorization"] == secret_fingerprint("Bearer sk-secret")
+        assert headers["x-api-key"] == secret_fingerprint("k2")
+        assert headers["x-other"] == "kept"
+        assert "sk-secret" not in repr(stats)

@@ -90,7 +90,7 @@ def main() -> None:
             return {"model": lm.model_name, **lm.kwargs, "messages": messages}
 
         # One client (and keep-alive connection) per caller index, reused across rounds
-        # like the Client actor's pool threads reuse theirs.
+        # like the Client actor's kept-alive connections.
         own_clients = [httpx.Client(timeout=30.0, verify=ssl_context) for _ in range(args.calls)]
 
         def raw_call(index: int) -> object:

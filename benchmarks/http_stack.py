@@ -29,6 +29,9 @@ and the server's max in-flight count (it must reach C).
 This process's RLIMIT_NOFILE soft limit is raised to the hard limit first (the server
 subprocess inherits it): at C = 1024 the client and the server each hold ~1024 sockets.
 
+Needs ``httpx-aiohttp`` besides the ``[dev]`` extra (``pip install httpx-aiohttp``): it is
+measured here, not used by the library.
+
     python benchmarks/http_stack.py [--quick] [--rows C:L[:N] ...] [--warmup C]
                                     [--httpcore-max-c 256] [--run-timeout 120]
 """
@@ -40,7 +43,6 @@ import asyncio
 import json
 import math
 import os
-import resource
 import shlex
 import sys
 import time
@@ -51,6 +53,7 @@ from typing import Any
 import aiohttp
 import httpx
 import httpx_aiohttp
+from scale import parse_row, raise_nofile_limit  # benchmarks/ is on sys.path
 
 import dspex_actors as dx
 from dspex_actors.testing import ServerProcess, arithmetic_dataset
@@ -61,32 +64,6 @@ SIGNATURE = "question -> answer"
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
 
 Call = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def raise_nofile_limit() -> tuple[int, int]:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns (soft, hard) now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError) as exc:
-            print(f"warning: could not raise RLIMIT_NOFILE to {target}: {exc}")
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def parse_row(text: str) -> tuple[int, float, int]:
-    """``C:L:N`` (N defaults to 4 x C) -> (C, L, N)."""
-    parts = text.split(":")
-    try:
-        if len(parts) == 2:
-            c, latency = int(parts[0]), float(parts[1])
-            return c, latency, 4 * c
-        if len(parts) == 3:
-            return int(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"expected C:L:N (such as 256:0.5:1024), got {text!r}")
 
 
 def chat_bodies(n: int, seed: int) -> list[dict[str, Any]]:

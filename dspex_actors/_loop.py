@@ -18,13 +18,11 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["IOLoop", "IOLoopClosedError"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 STOP_SECONDS = 1.0
 """Default bound on :meth:`IOLoop.stop`: closing tasks first, then cancellation."""
@@ -58,16 +56,6 @@ class IOLoop:
         self._thread.start()
         self._started.wait()
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop (call its methods from its own thread only)."""
-        return self._loop
-
-    @property
-    def thread(self) -> threading.Thread:
-        """The loop's thread."""
-        return self._thread
-
     def in_loop_thread(self) -> bool:
         """Whether the caller runs on the loop's thread."""
         return threading.current_thread() is self._thread
@@ -85,22 +73,6 @@ class IOLoop:
     def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread at ``when`` (``time.monotonic()``)."""
         self.call_soon(self._loop.call_at, when, callback, *args)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run ``coro`` on the loop and wait for its result (from another thread only)."""
-        if self.in_loop_thread():
-            coro.close()
-            raise RuntimeError("IOLoop.run() would deadlock on the loop's own thread")
-        with self._lock:
-            if self._stopping:
-                coro.close()
-                raise IOLoopClosedError(f"I/O loop {self.name} is stopped")
-            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"I/O loop {self.name}: no result within {timeout}s") from None
 
     def closing(self, coro: Coroutine[Any, Any, None]) -> None:
         """On the loop thread: run ``coro`` as a task that :meth:`stop` waits for.

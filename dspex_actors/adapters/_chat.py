@@ -83,7 +83,7 @@ class ChatAdapter:
         """
         sig = ensure_signature(signature)
         demo_list = list(demos)
-        call_params = dict(params or {})
+        call_params = self._call_params(params)
         try:
             return self._run(request_fn, sig, demo_list, inputs, call_params)
         except AdapterParseError as first:
@@ -110,7 +110,7 @@ class ChatAdapter:
         """:meth:`__call__` with an awaitable ``arequest_fn``: the same prompt and parsing."""
         sig = ensure_signature(signature)
         demo_list = list(demos)
-        call_params = dict(params or {})
+        call_params = self._call_params(params)
         try:
             messages = self.format(sig, demo_list, inputs)
             return self._parse_all(sig, await arequest_fn(messages, call_params))
@@ -126,6 +126,10 @@ class ChatAdapter:
                 return await JSONAdapter().acall(arequest_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
                 raise _fallback_failed(sig, first, second) from second
+
+    def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The request parameters of a call (a subclass may add its own)."""
+        return dict(params or {})
 
     def _run(
         self,

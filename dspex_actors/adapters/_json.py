@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dspex_actors.adapters._base import (
-    AsyncRequestFn,
-    RequestFn,
     parse_error,
     translate_field_type,
     type_requirement,
@@ -30,7 +28,7 @@ from dspex_actors.signatures import (
 )
 
 if TYPE_CHECKING:
-    from dspex_actors._types import LMResponse
+    pass
 
 __all__ = ["JSON_RESPONSE_FORMAT", "JSONAdapter"]
 
@@ -48,32 +46,9 @@ class JSONAdapter(ChatAdapter):
     def __repr__(self) -> str:
         return "JSONAdapter()"
 
-    def __call__(
-        self,
-        request_fn: RequestFn,
-        signature: type[Signature] | str,
-        demos: Iterable[Any],
-        inputs: Mapping[str, Any],
-        params: Mapping[str, Any] | None = None,
-    ) -> tuple[list[dict[str, Any]], LMResponse]:
-        """Format in JSON layout, send with ``response_format`` json_object, parse every choice."""
-        sig = ensure_signature(signature)
-        call_params = {**(params or {}), "response_format": dict(JSON_RESPONSE_FORMAT)}
-        return self._run(request_fn, sig, list(demos), inputs, call_params)
-
-    async def acall(
-        self,
-        arequest_fn: AsyncRequestFn,
-        signature: type[Signature] | str,
-        demos: Iterable[Any],
-        inputs: Mapping[str, Any],
-        params: Mapping[str, Any] | None = None,
-    ) -> tuple[list[dict[str, Any]], LMResponse]:
-        """:meth:`__call__` with an awaitable ``arequest_fn``."""
-        sig = ensure_signature(signature)
-        call_params = {**(params or {}), "response_format": dict(JSON_RESPONSE_FORMAT)}
-        messages = self.format(sig, list(demos), inputs)
-        return self._parse_all(sig, await arequest_fn(messages, call_params))
+    def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The call's parameters with ``response_format`` json_object."""
+        return {**(params or {}), "response_format": dict(JSON_RESPONSE_FORMAT)}
 
     def format_field_structure(self, signature: type[Signature]) -> str:
         """Inputs as ``[[ ## name ## ]]`` sections, outputs as an indented JSON object."""

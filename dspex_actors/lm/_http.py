@@ -218,8 +218,9 @@ class HTTPEndpoint:
                 model=self.lm.model,
                 endpoint=self.url,
             )
-        streamed = attempt.call_id in self._streamed
-        self._streamed.discard(attempt.call_id)
+        finally:
+            streamed = attempt.call_id in self._streamed
+            self._streamed.discard(attempt.call_id)  # a cancelled attempt's mark goes too
         if self._tasks.pop(attempt.call_id, None) is None:
             return  # cancelled after it finished
         self._report(AttemptOutcome(attempt.call_id, attempt.permit, outcome, streamed))

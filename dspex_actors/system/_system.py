@@ -333,7 +333,7 @@ class ActorSystem:
 
     def _client(self, lm: LM) -> ChildHandle:
         """The handle of ``lm``'s Client actor, started on first use."""
-        child_id = f"client:{lm.config_id}"
+        child_id = _client_child_id(lm)
         entry = self._clients.get(child_id)
         if entry is not None:
             return entry[1]
@@ -513,7 +513,7 @@ class ActorSystem:
 
     async def _aclient_ref(self, lm: LM) -> pykka.ActorRef[Any]:
         """:meth:`_client_ref` without blocking the loop (first use and restarts off it)."""
-        entry = self._clients.get(f"client:{lm.config_id}")
+        entry = self._clients.get(_client_child_id(lm))
         if entry is not None:
             with contextlib.suppress(ChildUnavailableError):
                 return entry[1].ref(timeout=0.0)
@@ -585,6 +585,11 @@ def current_from_context() -> ActorSystem | None:
             if candidate.running:
                 return candidate
     return None
+
+
+def _client_child_id(lm: LM) -> str:
+    """The supervisor child id of ``lm``'s Client actor (one per LM configuration)."""
+    return f"client:{lm.config_id}"
 
 
 def _after_fork_in_child() -> None:

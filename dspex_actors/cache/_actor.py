@@ -109,6 +109,15 @@ class GetCacheStats(NamedTuple):
     """Ask: a dict of counters."""
 
 
+@dataclasses.dataclass(slots=True)
+class _Flight:
+    """A miss being answered: the Client it was submitted to, and who waits for it (the
+    caller that led first). Lives on the Cache's thread only."""
+
+    client: pykka.ActorRef[Any]
+    replies: list[Reply]
+
+
 _Entry = tuple[tuple[str, ...], tuple[tuple[str, int], ...], str, tuple[str | None, ...]]
 """How the memory tier holds a response: a tuple of strings and ints only.
 
@@ -143,8 +152,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             if options.ttl is not None
             else cachetools.LRUCache(options.maxsize)
         )
-        self._waiting: dict[str, list[Reply]] = {}
-        self._submitted_to: dict[str, pykka.ActorRef[Any]] = {}
+        self._flights: dict[str, _Flight] = {}
         self._tier: SQLiteTier | None = None
         self.counters = {
             "hits": 0,
@@ -191,10 +199,10 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             self.counters["hits"] += 1
             deliver(reply, _response(entry))
             return
-        waiting = self._waiting.get(key)
-        if waiting is not None:
+        flight = self._flights.get(key)
+        if flight is not None:
             self.counters["coalesced"] += 1
-            waiting.append(reply)
+            flight.replies.append(reply)
             return
         stored = self._from_tier(key)
         if stored is not None:
@@ -211,34 +219,31 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 ),
             )
             return
-        self._waiting[key] = [reply]
-        self._submitted_to[key] = fetch.client
+        self._flights[key] = _Flight(fetch.client, [reply])
 
     def _answered(self, answered: Answered) -> None:
         key, outcome = str(answered.tag), answered.outcome
         if isinstance(outcome, LMResponse):
             self._store(key, outcome)
             return
-        self._submitted_to.pop(key, None)
-        for reply in self._waiting.pop(key, []):
+        flight = self._flights.pop(key, None)
+        for reply in flight.replies if flight is not None else ():
             deliver(reply, outcome)
 
     def _withdraw(self, key: str, reply: Reply) -> None:
-        waiting = self._waiting.get(key)
-        if waiting is None or reply not in waiting:
+        flight = self._flights.get(key)
+        if flight is None or reply not in flight.replies:
             return
-        waiting.remove(reply)
-        if waiting:
+        flight.replies.remove(reply)
+        if flight.replies:
             return
-        del self._waiting[key]
-        client = self._submitted_to.pop(key, None)
-        if client is not None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                client.tell(Cancel(ReplyTo(self.actor_ref, key)))
+        del self._flights[key]
+        with contextlib.suppress(pykka.ActorDeadError):
+            flight.client.tell(Cancel(ReplyTo(self.actor_ref, key)))
 
     def _client_gone(self, key: str) -> None:
-        client = self._submitted_to.get(key)
-        if client is None or client.is_alive():
+        flight = self._flights.get(key)
+        if flight is None or flight.client.is_alive():
             return
         error = LMUnavailableError("the Client actor stopped while the call was in flight")
         self._answered(Answered(key, error))
@@ -269,8 +274,8 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 self._tier.put(key, response)
             except sqlite3.Error as exc:
                 self._tier_failed("write", exc)
-        self._submitted_to.pop(key, None)
-        for index, reply in enumerate(self._waiting.pop(key, [])):
+        flight = self._flights.pop(key, None)
+        for index, reply in enumerate(flight.replies if flight is not None else ()):
             deliver(reply, _response(entry, cached=index > 0))  # the first one led
 
     def _tier_failed(self, what: str, exc: sqlite3.Error) -> None:
@@ -286,16 +291,15 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             "size": len(self._memory),
             "maxsize": self.options.maxsize,
             "ttl": self.options.ttl,
-            "in_flight_keys": len(self._waiting),
+            "in_flight_keys": len(self._flights),
             "persistent": None if self._tier is None else str(self._tier.path),
         }
 
     def _shutdown(self, how: str) -> None:
         """Release every waiting reply (callers fall back to calling the LM), close the file."""
-        waiting, self._waiting = self._waiting, {}
-        self._submitted_to.clear()
-        for replies in waiting.values():
-            for reply in replies:
+        flights, self._flights = self._flights, {}
+        for flight in flights.values():
+            for reply in flight.replies:
                 deliver(reply, CacheError(f"the Cache actor {how} while the call was waiting"))
         if self._tier is not None:
             self._tier.close()

@@ -38,7 +38,7 @@ from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
 from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._retry import backoff_delay, is_retryable
-from dspex_actors.lm._wait import wait_reply
+from dspex_actors.lm._wait import Watch, wait_reply
 from supervision import SimpleQueueInbox, Supervised
 
 __all__ = [
@@ -48,9 +48,11 @@ __all__ = [
     "Submit",
     "call_client",
     "client_unavailable",
+    "client_watch",
 ]
 
 logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class ClientOptions:
@@ -346,9 +348,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         for call in calls.values():
             deliver(
                 call.reply,
-                client_unavailable(
-                    self.lm.model, self.endpoint, f"{how} before the call finished"
-                ),
+                client_unavailable(self.lm.model, self.endpoint, f"{how} before the call finished"),
             )
         for permit in self._in_flight.values():
             self.breaker.release(permit)
@@ -395,8 +395,9 @@ def call_client(
         ref.tell(Submit(request, reply))
     except pykka.ActorDeadError:
         raise client_unavailable(model, endpoint, "stopped before taking the call") from None
-    return wait_reply(
-        reply,
-        ref,
-        lambda: client_unavailable(model, endpoint, "stopped while the call was in flight"),
-    )
+    return wait_reply(reply, [client_watch(ref, model, endpoint)])
+
+
+def client_watch(ref: pykka.ActorRef[Any], model: str, endpoint: str) -> Watch:
+    """Waiting on a call of the Client ``ref``: its death becomes LMUnavailableError."""
+    return ref, lambda: client_unavailable(model, endpoint, "stopped while the call was in flight")

@@ -52,21 +52,9 @@ class _Watcher:
                 self._dead_since[index] = now  # acted on it: another grace period
 
 
-def wait_reply(
-    future: pykka.Future[T],
-    actor: pykka.ActorRef[Any] | Sequence[Watch],
-    unavailable: Callable[[], BaseException | None] | None = None,
-) -> T:
-    """The future's value (or its exception), never hanging on a dead actor.
-
-    ``actor`` is the actor the reply depends on (then ``unavailable()`` is the error
-    raised once it is dead), or several :data:`Watch` pairs.
-    """
-    if isinstance(actor, pykka.ActorRef):
-        assert unavailable is not None
-        watcher = _Watcher([(actor, unavailable)])
-    else:
-        watcher = _Watcher(actor)
+def wait_reply(future: pykka.Future[T], watches: Sequence[Watch]) -> T:
+    """The future's value (or its exception), never hanging on a dead actor of ``watches``."""
+    watcher = _Watcher(watches)
     while True:
         try:
             return future.get(timeout=POLL_SECONDS)

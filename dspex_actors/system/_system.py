@@ -46,7 +46,13 @@ from dspex_actors.cache._actor import (
 from dspex_actors.cache._key import cache_key
 from dspex_actors.cache._sqlite import SQLiteTier
 from dspex_actors.lm._breaker import EndpointBreaker
-from dspex_actors.lm._client import ClientActor, ClientOptions, GetClientStats, client_unavailable
+from dspex_actors.lm._client import (
+    ClientActor,
+    ClientOptions,
+    GetClientStats,
+    client_unavailable,
+    client_watch,
+)
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from supervision import (
@@ -628,10 +634,7 @@ class _Route:
 
     @classmethod
     def direct(cls, lm: LM, client: pykka.ActorRef[Any], reply: Reply) -> _Route:
-        def gone() -> BaseException:
-            return client_unavailable(lm.model, lm.endpoint, "stopped while the call was in flight")
-
-        return cls([(client, gone)], client, Cancel(reply))
+        return cls([client_watch(client, lm.model, lm.endpoint)], client, Cancel(reply))
 
     def withdraw(self) -> None:
         """Tell the actor the caller gave up (the Cache keeps the call for other waiters)."""

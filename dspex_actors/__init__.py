@@ -47,7 +47,7 @@ from dspex_actors.signatures import (
     make_signature,
 )
 from dspex_actors.streaming import StreamListener, StreamResponse, streamify
-from dspex_actors.system import ActorSystem, configure, current_system
+from dspex_actors.system import ActorSystem, configure, context, current_system
 from dspex_actors.teleprompt import (
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
@@ -102,6 +102,7 @@ __all__ = [
     "answer_exact_match",
     "answer_passage_match",
     "configure",
+    "context",
     "current_system",
     "ensure_signature",
     "make_signature",

@@ -17,14 +17,13 @@ from typing import Any, NoReturn, Self
 
 from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
 from dspex_actors._types import LMRequest, LMResponse, Message
-from dspex_actors.adapters import ChatAdapter
 from dspex_actors.predict._sigstring import signature_to_string
 from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
 from dspex_actors.primitives._module import METADATA_KEY
 from dspex_actors.signatures import ensure_signature
 from dspex_actors.streaming._session import current_session
-from dspex_actors.system import ActorSystem, current_system
+from dspex_actors.system import ActorSystem, current_adapter, current_system
 
 __all__ = ["Predict"]
 
@@ -35,8 +34,6 @@ _SHARED_ON_COPY = frozenset({"lm", "signature", "callbacks"})
 
 _N_TEMPERATURE = 0.7
 """DSPy raises a near-zero temperature to this when ``n > 1`` so choices differ."""
-
-_DEFAULT_ADAPTER: ChatAdapter | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +58,6 @@ class _PreparedCall:
             cache=self.cache,
             rollout_id=self.rollout_id,
         )
-
-
-def _adapter() -> ChatAdapter:
-    global _DEFAULT_ADAPTER  # noqa: PLW0603 - one stateless adapter, made on first use
-    if _DEFAULT_ADAPTER is None:
-        _DEFAULT_ADAPTER = ChatAdapter()
-    return _DEFAULT_ADAPTER
 
 
 class Predict(Module, Parameter):
@@ -124,7 +114,8 @@ class Predict(Module, Parameter):
         def request_fn(messages: Sequence[Message], params: Mapping[str, Any]) -> LMResponse:
             return system.request(call.request(messages, params), lm=call.lm)
 
-        outputs = _adapter()(request_fn, call.signature, call.demos, call.inputs, call.params)
+        adapter = current_adapter()
+        outputs = adapter(request_fn, call.signature, call.demos, call.inputs, call.params)
         return self._finish(call, *outputs)
 
     async def aforward(self, **kwargs: Any) -> Prediction:
@@ -142,7 +133,7 @@ class Predict(Module, Parameter):
             request = call.request(messages, params)
             return await system.arequest(request, lm=call.lm, sink=stream)
 
-        completions, response = await _adapter().acall(
+        completions, response = await current_adapter().acall(
             arequest_fn, call.signature, call.demos, call.inputs, call.params
         )
         if stream is not None:  # inside streamify: the listened fields' last pieces
@@ -192,7 +183,7 @@ class Predict(Module, Parameter):
             )
 
         system = current_system()
-        effective_lm = lm if lm is not None else system.lm
+        effective_lm = system.effective_lm(lm)
         lm_kwargs: Mapping[str, Any] = effective_lm.kwargs if effective_lm is not None else {}
         cache = bool(config.pop("cache", True))
         rollout_id = config.pop("rollout_id", None)

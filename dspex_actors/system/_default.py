@@ -19,11 +19,16 @@ from typing import Any
 from dspex_actors._errors import ConfigurationError
 from dspex_actors._runtime import install_lookup
 from dspex_actors.lm._lm import LM
+from dspex_actors.system._settings import check_setting, set_configured_adapter
 from dspex_actors.system._system import ActorSystem, current_from_context
 
 __all__ = ["configure", "current_system", "shutdown_default"]
 
 logger = logging.getLogger(__name__)
+
+_UNSET: Any = object()
+"""A setting ``configure()`` was not given (None is a value: no LM)."""
+
 
 class _Default:
     """The default system and the options it was configured with (guarded by ``lock``)."""
@@ -40,21 +45,42 @@ def _build(lm: LM | None, options: dict[str, Any]) -> ActorSystem:
         raise ConfigurationError(f"configure(): {exc}") from None
 
 
-def configure(lm: LM | None = None, **options: Any) -> None:
-    """Set the LM (and ActorSystem options) of the process-wide default system.
+def configure(lm: Any = _UNSET, adapter: Any = _UNSET, **options: Any) -> None:
+    """Set the settings (``lm``, ``adapter``) and ActorSystem options of the default system.
 
-    The system starts on first use. Changing only the LM keeps a running default system
-    (and its cache); changing options replaces it.
+    Settings swap in place: calls in flight finish, the running system, its cache and its
+    Client actors stay; a setting not given keeps its value (``configure(adapter=...)``
+    keeps the LM, as in DSPy). Options (``cache_dir``, breaker settings, ...) given with
+    new values replace the default system (it starts on first use).
     """
-    replacement = _build(lm, options)
+    if lm is not _UNSET:
+        check_setting("configure()", "lm", lm)
+    if adapter is not _UNSET:
+        check_setting("configure()", "adapter", adapter)
     with _Default.lock:
+        merged = {**_Default.options, **options}
+        replace = merged != _Default.options
+        replacement = _build(_configured_lm(lm), merged) if replace else None
         old = _Default.system
-        if old is not None and old.running and options == _Default.options:
-            old._set_default_lm(lm)
-            return
-        _Default.system, _Default.options = replacement, dict(options)
-    if old is not None:
+        if adapter is not _UNSET:
+            set_configured_adapter(adapter)
+        if replacement is not None:
+            _Default.system, _Default.options = replacement, merged
+        elif lm is not _UNSET:
+            if old is None:
+                _Default.system = _build(lm, merged)
+            else:
+                old._set_default_lm(lm)
+    if replacement is not None and old is not None:
         old.stop()
+
+
+def _configured_lm(lm: Any) -> LM | None:
+    """``lm`` if given, else the default system's current LM."""
+    if lm is not _UNSET:
+        configured: LM | None = lm
+        return configured
+    return _Default.system.lm if _Default.system is not None else None
 
 
 def _default_system() -> ActorSystem:
@@ -78,12 +104,13 @@ def shutdown_default(timeout: float = 30.0, *, reset: bool = False) -> None:
     """Stop the default system if it runs.
 
     It starts again on next use with the same configuration, unless ``reset`` also
-    forgets what ``configure()`` set (for test isolation).
+    forgets what ``configure()`` set, settings included (for test isolation).
     """
     with _Default.lock:
         system = _Default.system
         if reset:
             _Default.system, _Default.options = None, {}
+            set_configured_adapter(None)
     if system is not None:
         system.stop(timeout=timeout)
 

@@ -55,6 +55,7 @@ from dspex_actors.lm._client import (
 )
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
+from dspex_actors.system._settings import context_lm
 from supervision import (
     ChildHandle,
     ChildSpec,
@@ -426,15 +427,22 @@ class ActorSystem:
         """The LM a call goes to (``lm`` or the system's), checking the arguments."""
         if not isinstance(request, LMRequest):
             raise ConfigurationError(f"request must be an LMRequest, got {type(request).__name__}")
-        lm = lm if lm is not None else self._lm
+        lm = self.effective_lm(lm)
         if lm is None:
             raise ConfigurationError(
-                "no LM configured: pass lm=..., use ActorSystem(lm=...) or dx.configure(lm=...)"
+                "no LM configured: pass lm=..., use ActorSystem(lm=...), dx.configure(lm=...) "
+                "or dx.context(lm=...)"
             )
         if not isinstance(lm, LM):
             raise ConfigurationError(f"lm must be a dspex_actors.LM, got {lm!r}")
         self._require_supervisor()
         return lm
+
+    def effective_lm(self, lm: LM | None = None) -> LM | None:
+        """The LM a call goes to: ``lm``, else ``dx.context()``'s, else the system's."""
+        if lm is not None:
+            return lm
+        return context_lm() or self._lm
 
     def _one_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
         client = self._client_ref(lm)

@@ -39,12 +39,15 @@ class LMRequest:
     ...) already merged from the LM's defaults and the per-call overrides.
     ``cache`` False skips the cache for this call. ``rollout_id`` is folded into the
     cache key only, so a caller can ask for a fresh answer (BootstrapFewShot rounds).
+    ``on_circuit_open`` is the caller's default for an open circuit (``"wait"`` in a
+    batch), used when the LM sets none; it is not part of the cache key.
     """
 
     messages: tuple[Message, ...]
     params: dict[str, Any] = field(default_factory=dict)
     cache: bool = True
     rollout_id: int | None = None
+    on_circuit_open: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
+from dspex_actors._batch import batch_calls
 from dspex_actors._errors import EvaluationAborted, ExampleTimeoutError
 from dspex_actors.evaluate._executor import (
     Outcome,
@@ -72,7 +73,8 @@ class AsyncExecutor:
         """One :class:`Outcome` per item, in input order (see the module docstring)."""
         check_call(fn, items)
         run = _AsyncRun(self, fn, items)
-        return await run.run()
+        with batch_calls():  # the workers' tasks copy it: their calls wait out an open circuit
+            return await run.run()
 
 
 class _AsyncRun(Generic[T, R]):

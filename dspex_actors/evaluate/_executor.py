@@ -44,6 +44,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import pykka
 
+from dspex_actors._batch import mark_batch
 from dspex_actors._errors import ConfigurationError, EvaluationAborted, ExampleTimeoutError
 from dspex_actors.evaluate._worker import ExampleFailure, _Done, _Exited, _Slot, _Task, _Worker
 from supervision import ChildSpec, Supervisor
@@ -394,6 +395,7 @@ class _Run(Generic[T, R]):
         slot = _Slot(number=number, child_id=f"worker-{number}")
         # Taken here, on the caller's thread: the worker's copy of the caller's context.
         context = contextvars.copy_context()
+        mark_batch(context)  # its calls wait out an open circuit once (see _batch)
         fn, outbox, with_tb = self.fn, self.outbox, self.ex.provide_traceback
 
         def start() -> pykka.ActorRef[Any]:

@@ -1,4 +1,4 @@
-"""A pybreaker circuit breaker per endpoint, fed outcomes after the fact.
+"""A pybreaker circuit breaker per endpoint and credential, fed outcomes after the fact.
 
 ``pybreaker.CircuitBreaker.call()`` holds its lock while the wrapped function runs, so
 wrapping HTTP calls in it would serialise them. Here the I/O runs outside the breaker:
@@ -7,7 +7,8 @@ wrapping HTTP calls in it would serialise them. Here the I/O runs outside the br
 function that only returns or re-raises it, so pybreaker still does the counting and the
 state transitions. Each permit carries the breaker's generation, so an outcome of a
 request sent under an older state (e.g. a late failure after the circuit half-opened)
-does not count twice; in half-open state one trial is admitted at a time.
+does not count twice; in half-open state one trial is admitted at a time. Client actors
+that park calls until the trial's outcome subscribe to be woken when the state changes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pybreaker
@@ -63,23 +65,51 @@ class _LogListener(pybreaker.CircuitBreakerListener):
 
 
 class EndpointBreaker:
-    """The circuit breaker of one endpoint; safe to share between Client actors."""
+    """The circuit breaker of one endpoint (and credential); safe to share between Client
+    actors. ``name`` says which, without the credential."""
 
-    def __init__(self, endpoint: str, *, fail_max: int = 5, reset_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        fail_max: int = 5,
+        reset_timeout: float = 10.0,
+        name: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.name = name or endpoint
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
             exclude=[lambda error: not is_endpoint_failure(error)],
             listeners=[_LogListener()],
-            name=endpoint,
+            name=self.name,
         )
+        self._subscribers: list[Callable[[], None]] = []
+        self._trial_failed = False
         self._reset_timeout = reset_timeout
         self._lock = threading.Lock()
         self._generation = 0
         self._opened_at = 0.0
         self._trial_started: float | None = None
         self._rejections = 0
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from whichever thread records it) after every state change and
+        every trial given back; it must only post a message, never block."""
+        with self._lock:
+            self._subscribers.append(wake)
+
+    def unsubscribe(self, wake: Callable[[], None]) -> None:
+        """Stop calling ``wake``."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._subscribers.remove(wake)
+
+    def _notify(self) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for wake in subscribers:
+            wake()
 
     @property
     def state(self) -> str:
@@ -122,18 +152,33 @@ class EndpointBreaker:
             with contextlib.suppress(BaseException):
                 self._breaker.call(_replay, error)
             after = self._breaker.current_state
-            if after != before:
+            changed = after != before
+            if changed:
                 self._generation += 1
                 if after == pybreaker.STATE_OPEN:
                     self._opened_at = time.monotonic()
+                self._trial_failed = after == pybreaker.STATE_OPEN and (
+                    before == pybreaker.STATE_HALF_OPEN
+                )
+        if changed:
+            self._notify()
 
     def release(self, permit: int) -> None:
         """Give back a permit whose outcome will never be known (its caller gave up)."""
         with self._lock:
-            if permit == self._generation and self._breaker.current_state == (
+            freed = permit == self._generation and self._breaker.current_state == (
                 pybreaker.STATE_HALF_OPEN
-            ):
+            )
+            if freed:
                 self._trial_started = None
+        if freed:
+            self._notify()
+
+    @property
+    def trial_failed(self) -> bool:
+        """Whether the circuit opened again because its half-open trial failed: the
+        endpoint is down, not blipping, and calls stop waiting for it."""
+        return self._trial_failed
 
     def retry_in(self) -> float:
         """Seconds until an open circuit half-opens (0 when not open)."""
@@ -146,6 +191,7 @@ class EndpointBreaker:
         """State and counters for ``ActorSystem.stats()``."""
         with self._lock:
             return {
+                "name": self.name,
                 "endpoint": self.endpoint,
                 "state": str(self._breaker.current_state),
                 "fail_counter": int(self._breaker.fail_counter),

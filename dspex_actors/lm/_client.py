@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import heapq
 import itertools
 import json
@@ -91,6 +92,7 @@ class _Call:
     deadline: float | None
     attempts: int = 0
     last_error: LMError | None = None
+    waited_for_circuit: bool = False
 
 
 class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
@@ -103,7 +105,12 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
     use_daemon_thread = True
 
     def __init__(
-        self, lm: LM, breaker: EndpointBreaker, options: ClientOptions, io: IOLoop
+        self,
+        lm: LM,
+        breaker: EndpointBreaker,
+        bucket: TokenBucket | None,
+        options: ClientOptions,
+        io: IOLoop,
     ) -> None:
         super().__init__()
         self.lm = lm
@@ -115,12 +122,16 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self._provider = lm.provider_impl
         ref = self.actor_ref
         self._http = HTTPEndpoint(lm, io, lambda done: _report(ref, breaker, done), limit=self.cap)
-        self._bucket = TokenBucket(lm.rpm, time.monotonic()) if lm.rpm else None
+        self._bucket = bucket
+        self._wake_on_breaker = functools.partial(_tell_quietly, ref, _Wake())
+        breaker.subscribe(self._wake_on_breaker)
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
         self._by_reply: dict[Reply, int] = {}
         self._ready: deque[int] = deque()
         self._delayed: list[tuple[float, int]] = []
+        self._parked: list[int] = []
+        """Calls waiting for the circuit's half-open trial (see ``_circuit_refused``)."""
         self._in_flight: dict[int, int] = {}
         self._wake_at: float | None = None
         self._stopping = False
@@ -131,6 +142,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             "successes": 0,
             "failures": 0,
             "circuit_rejections": 0,
+            "circuit_waits": 0,
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "total_tokens": 0,
@@ -177,6 +189,9 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         while self._delayed and self._delayed[0][0] <= now:
             _, call_id = heapq.heappop(self._delayed)
             self._ready.appendleft(call_id)
+        if self._parked and self.breaker.retry_in() == 0.0:
+            self._ready.extendleft(reversed(self._parked))  # the trial may be one of theirs
+            self._parked.clear()
         next_wake = self._delayed[0][0] if self._delayed else None
         while self._ready and len(self._in_flight) < self.cap:
             call = self._calls.get(self._ready[0])
@@ -188,7 +203,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
                 self._finish(call, self._deadline_error(call, "before it could be sent"))
                 continue
             if self._bucket is not None:
-                wait = self._bucket.wait_time(now)
+                wait = self._bucket.try_take(now)
                 if wait > 0:
                     deadline = now + wait
                     next_wake = deadline if next_wake is None else min(next_wake, deadline)
@@ -196,14 +211,47 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             self._ready.popleft()
             permit = self.breaker.admit()
             if permit is None:
-                self.counters["circuit_rejections"] += 1
-                self._finish(call, self._circuit_open_error(call))
+                self._circuit_refused(call, now)
                 continue
-            if self._bucket is not None:
-                self._bucket.take(now)
             self._start_attempt(call, permit, now)
+        if self._parked:
+            retry_in = self.breaker.retry_in()
+            if retry_in > 0:  # else a trial is out: its outcome wakes us (subscribe)
+                when = now + retry_in
+                next_wake = when if next_wake is None else min(next_wake, when)
         if next_wake is not None:
             self._schedule_wake(next_wake)
+
+    def _circuit_refused(self, call: _Call, now: float) -> None:
+        """The circuit refused ``call``: park it for the half-open trial, or fail it.
+
+        A call parks when its policy is "wait" and it has retries left: once while the
+        circuit is open (until it half-opens), and again only while a half-open trial is
+        out (until its outcome). Once a trial has failed, the endpoint counts as down:
+        the calls that waited fail, and so do new ones until a trial succeeds, so a dead
+        endpoint fails a batch in about one reset timeout.
+        """
+        retry_in = self.breaker.retry_in()
+        half_open = retry_in == 0.0
+        waits = (
+            self._policy(call) == "wait"
+            and not self.breaker.trial_failed
+            and self.lm.num_retries > 0
+            and call.attempts <= self.lm.num_retries
+            and (call.deadline is None or now + retry_in < call.deadline)
+        )
+        if waits and (half_open or not call.waited_for_circuit):
+            if not call.waited_for_circuit:
+                call.waited_for_circuit = True
+                self.counters["circuit_waits"] += 1
+            self._parked.append(call.id)
+            return
+        self.counters["circuit_rejections"] += 1
+        self._finish(call, self._circuit_open_error(call))
+
+    def _policy(self, call: _Call) -> str:
+        """What ``call`` does on an open circuit: the LM's setting, else the caller's."""
+        return self.lm.on_circuit_open or call.request.on_circuit_open or "fail"
 
     def _schedule_wake(self, when: float) -> None:
         if self._wake_at is not None and self._wake_at <= when:
@@ -333,7 +381,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             "endpoint": self.endpoint,
             **self.counters,
             "in_flight": len(self._in_flight),
-            "queued": len(self._ready) + len(self._delayed),
+            "queued": len(self._ready) + len(self._delayed) + len(self._parked),
             "max_concurrency": self.cap,
             "rpm": self.lm.rpm,
             "proxy": self._http.proxy_url,
@@ -343,6 +391,8 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
     def _shutdown(self, how: str) -> None:
         """Fail every pending call promptly; cancel attempts in flight, close connections."""
         self._stopping = True
+        self.breaker.unsubscribe(self._wake_on_breaker)
+        self._parked.clear()
         calls, self._calls = self._calls, {}
         self._by_reply.clear()
         for call in calls.values():

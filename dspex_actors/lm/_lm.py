@@ -46,9 +46,13 @@ _LM_FIELDS = (
     "verify",
     "max_response_bytes",
     "deadline",
+    "on_circuit_open",
 )
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
+
+CIRCUIT_POLICIES = ("fail", "wait", None)
+"""``LM(on_circuit_open=...)``: None waits in batches (Evaluate, optimizers), fails otherwise."""
 
 
 def _fits_a_header(value: str) -> bool:
@@ -67,7 +71,9 @@ class LM:
     attempt and ``deadline`` a whole call across its retries; ``max_response_bytes`` caps
     a reply's decoded size. ``proxy`` is a URL, False for none, or None to follow
     ``HTTP(S)_PROXY``/``NO_PROXY``; ``verify`` is True (system CAs), False, or a CA bundle
-    path. Calling the LM
+    path. ``on_circuit_open`` says what a call does while the endpoint's circuit is open:
+    ``"fail"`` at once, ``"wait"`` once for the half-open trial, or None (the default):
+    wait inside Evaluate and optimizers, fail for interactive calls. Calling the LM
     (``lm("hi")`` or ``lm(messages=[...])``) goes through the current ActorSystem and
     returns one text per choice, as in DSPy.
     """
@@ -87,6 +93,7 @@ class LM:
         "model",
         "model_name",
         "num_retries",
+        "on_circuit_open",
         "provider",
         "rpm",
         "temperature",
@@ -108,6 +115,7 @@ class LM:
     verify: bool | str
     max_response_bytes: int
     deadline: float | None
+    on_circuit_open: str | None
     _proxy: str | bool | None
     _api_key: str | None
     _extra: dict[str, Any]
@@ -131,6 +139,7 @@ class LM:
         verify: bool | str = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = None,
+        on_circuit_open: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -173,6 +182,12 @@ class LM:
         check("max_response_bytes", max_response_bytes, minimum=1, strict=False, integer=True)
         if deadline is not None:
             check("deadline", deadline, minimum=0.0, strict=True, integer=False)
+        if on_circuit_open not in CIRCUIT_POLICIES:
+            raise ConfigurationError(
+                "LM on_circuit_open must be 'fail' (fail fast), 'wait' (wait once for the "
+                "half-open trial) or None (wait in batches, fail otherwise), "
+                f"got {on_circuit_open!r}"
+            )
         for reserved in ("model", "messages"):
             if reserved in kwargs:
                 raise ConfigurationError(f"LM parameter {reserved!r} is set by the LM itself")
@@ -203,6 +218,7 @@ class LM:
             "verify": verify,
             "max_response_bytes": max_response_bytes,
             "deadline": None if deadline is None else float(deadline),
+            "on_circuit_open": on_circuit_open,
             "_proxy": proxy,
             "_api_key": api_key,
             "_extra": dict(kwargs),
@@ -246,6 +262,14 @@ class LM:
         return self._provider_impl.url(self.api_base)
 
     @property
+    def credential_id(self) -> str:
+        """Which credential calls carry, as a salted MAC (never the key): breakers and rate
+        limits are per endpoint and credential, so one tenant's failures spare another's."""
+        if not self._api_key:
+            return "none"
+        return hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").hexdigest()[:16]
+
+    @property
     def provider_impl(self) -> Provider:
         """The wire protocol of this LM."""
         return self._provider_impl
@@ -277,6 +301,7 @@ class LM:
             "verify": self.verify,
             "max_response_bytes": self.max_response_bytes,
             "deadline": self.deadline,
+            "on_circuit_open": self.on_circuit_open,
             **self._extra,
         }
         current.update(changes)
@@ -359,6 +384,8 @@ class LM:
             parts.append(f"max_response_bytes={self.max_response_bytes!r}")
         if self.deadline is not None:
             parts.append(f"deadline={self.deadline!r}")
+        if self.on_circuit_open is not None:
+            parts.append(f"on_circuit_open={self.on_circuit_open!r}")
         parts.extend(f"{key}={value!r}" for key, value in sorted(self._extra.items()))
         return f"LM({', '.join(parts)})"
 

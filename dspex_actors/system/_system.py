@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ from typing import Any, Self
 
 import pykka
 
+from dspex_actors._batch import in_batch
 from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
 from dspex_actors._loop import IOLoop
 from dspex_actors._types import (
@@ -53,6 +55,7 @@ from dspex_actors.lm._client import (
     client_unavailable,
     client_watch,
 )
+from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
@@ -176,7 +179,9 @@ class ActorSystem:
         """The process that started it: after os.fork() the child has none of its threads."""
         self._cache: ChildHandle | None = None
         self._clients: dict[str, tuple[LM, ChildHandle]] = {}
-        self._breakers: dict[str, EndpointBreaker] = {}
+        self._breakers: dict[tuple[str, str], EndpointBreaker] = {}
+        """Per (endpoint, credential): one tenant's failures never block another's."""
+        self._buckets: dict[tuple[str, str, float], TokenBucket] = {}
         self._exit_reason: BaseException | None = None
         self._enter_stacks = threading.local()
         """Per thread: the open ``with`` blocks (a token can only be reset in its own context)."""
@@ -277,6 +282,7 @@ class ActorSystem:
         self._cache = None
         self._clients.clear()
         self._breakers.clear()
+        self._buckets.clear()
 
     def _teardown(self) -> None:
         """Forget a supervisor that died by itself (it gave up restarting)."""
@@ -349,19 +355,12 @@ class ActorSystem:
             if entry is not None:
                 return entry[1]
             sup = self._require_supervisor()
-            breaker = self._breakers.get(lm.endpoint)
-            if breaker is None:
-                breaker = EndpointBreaker(
-                    lm.endpoint,
-                    fail_max=self.client_options.breaker_fail_max,
-                    reset_timeout=self.client_options.breaker_reset_timeout,
-                )
-                self._breakers[lm.endpoint] = breaker
+            breaker, bucket = self._breaker_for(lm), self._bucket_for(lm)
             assert self._io is not None
             spec = ChildSpec(
                 id=child_id,
                 start=functools.partial(
-                    ClientActor.start, lm, breaker, self.client_options, self._io
+                    ClientActor.start, lm, breaker, bucket, self.client_options, self._io
                 ),
             )
             try:
@@ -375,6 +374,33 @@ class ActorSystem:
             self._clients[child_id] = (lm, handle)
             logger.debug("started the Client actor for %s at %s", lm.model, lm.endpoint)
             return handle
+
+    def _breaker_for(self, lm: LM) -> EndpointBreaker:
+        """The breaker of ``lm``'s endpoint and credential (shared by its Client actors)."""
+        key = (lm.endpoint, lm.credential_id)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            name = lm.endpoint if lm.credential_id == "none" else (
+                f"{lm.endpoint} (key {lm.credential_id[:8]})"
+            )
+            breaker = EndpointBreaker(
+                lm.endpoint,
+                fail_max=self.client_options.breaker_fail_max,
+                reset_timeout=self.client_options.breaker_reset_timeout,
+                name=name,
+            )
+            self._breakers[key] = breaker
+        return breaker
+
+    def _bucket_for(self, lm: LM) -> TokenBucket | None:
+        """The ``rpm`` bucket of ``lm``'s endpoint and credential, or None without a limit."""
+        if not lm.rpm:
+            return None
+        key = (lm.endpoint, lm.credential_id, lm.rpm)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(lm.rpm, time.monotonic())
+        return bucket
 
     def _client_ref(self, lm: LM) -> pykka.ActorRef[Any]:
         """The current ref of ``lm``'s Client actor (waits for a restart in progress)."""
@@ -394,6 +420,7 @@ class ActorSystem:
         restarts the Client; the retry waits for it).
         """
         lm = self._lm_for(request, lm)
+        request = _with_caller_policy(request)
         cached = request.cache and lm.cache
         try:
             return self._one_call(lm, request, cached=cached)
@@ -414,6 +441,7 @@ class ActorSystem:
         pieces. A call cut off after pieces were streamed is not made again.
         """
         lm = self._lm_for(request, lm)
+        request = _with_caller_policy(request)
         cached = request.cache and lm.cache
         try:
             return await self._aone_call(lm, request, cached=cached, sink=sink)
@@ -553,7 +581,7 @@ class ActorSystem:
             except (ChildUnavailableError, pykka.ActorDeadError, pykka.Timeout, LMError):
                 clients[child_id] = {"model": lm.model, "endpoint": lm.endpoint, "alive": False}
         result["clients"] = clients
-        result["breakers"] = {ep: b.snapshot() for ep, b in list(self._breakers.items())}
+        result["breakers"] = {b.name: b.snapshot() for b in list(self._breakers.values())}
         restarts: dict[str, int] = {}
         if sup is not None and sup.is_alive():
             try:
@@ -599,6 +627,13 @@ def current_from_context() -> ActorSystem | None:
             if candidate.running:
                 return candidate
     return None
+
+
+def _with_caller_policy(request: LMRequest) -> LMRequest:
+    """A batch's call waits out an open circuit once (unless its LM says otherwise)."""
+    if request.on_circuit_open is None and in_batch():
+        return dataclasses.replace(request, on_circuit_open="wait")
+    return request
 
 
 def _client_child_id(lm: LM) -> str:

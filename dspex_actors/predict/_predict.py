@@ -124,8 +124,9 @@ class Predict(Module, Parameter):
         predictor, the LM call is streamed."""
         call = self._prepare(kwargs)
         system = call.system
+        adapter = current_adapter()
         session = current_session()
-        stream = session.stream_for(self) if session is not None else None
+        stream = session.stream_for(self, adapter) if session is not None else None
 
         async def arequest_fn(
             messages: Sequence[Message], params: Mapping[str, Any]
@@ -133,7 +134,7 @@ class Predict(Module, Parameter):
             request = call.request(messages, params)
             return await system.arequest(request, lm=call.lm, sink=stream)
 
-        completions, response = await current_adapter().acall(
+        completions, response = await adapter.acall(
             arequest_fn, call.signature, call.demos, call.inputs, call.params
         )
         if stream is not None:  # inside streamify: the listened fields' last pieces

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspex_actors._types import LMResponse, StreamChunk
+from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.streaming._json_follower import JSONFieldFollower
 from dspex_actors.streaming._markers import FieldFollower
 from dspex_actors.streaming._response import StreamResponse
 
-__all__ = ["Binding", "CallStream", "StreamSession", "current_session"]
+__all__ = ["Binding", "CallStream", "StreamSession", "current_session", "follower_for"]
 
 _session: contextvars.ContextVar[StreamSession | None] = contextvars.ContextVar(
     "dspex_actors_stream_session", default=None
@@ -38,12 +40,21 @@ class Binding:
     allow_reuse: bool
 
 
+def follower_for(adapter: ChatAdapter, field: str) -> FieldFollower | JSONFieldFollower:
+    """What reads ``field`` out of a reply in ``adapter``'s format as it streams."""
+    if isinstance(adapter, JSONAdapter):
+        return JSONFieldFollower(field)
+    return FieldFollower(field)
+
+
 class CallStream:
     """One predictor call's listened fields; ``put`` is the thread-safe sink of its pieces."""
 
-    def __init__(self, session: StreamSession, bindings: Sequence[Binding]) -> None:
+    def __init__(
+        self, session: StreamSession, bindings: Sequence[Binding], adapter: ChatAdapter
+    ) -> None:
         self._session = session
-        self._followers = [(binding, FieldFollower(binding.field)) for binding in bindings]
+        self._followers = [(binding, follower_for(adapter, binding.field)) for binding in bindings]
         self._pieces = 0
 
     def put(self, item: StreamChunk, /) -> None:
@@ -88,14 +99,15 @@ class StreamSession:
         self._bindings = list(bindings)
         self._finished: set[int] = set()
 
-    def stream_for(self, predictor: Any) -> CallStream | None:
-        """A CallStream for a call of ``predictor``, or None when nothing listens to it."""
+    def stream_for(self, predictor: Any, adapter: ChatAdapter) -> CallStream | None:
+        """A CallStream for a call of ``predictor`` formatted by ``adapter``, or None when
+        nothing listens to it."""
         bindings = [
             b
             for b in self._bindings
             if b.predictor is predictor and (b.allow_reuse or id(b) not in self._finished)
         ]
-        return CallStream(self, bindings) if bindings else None
+        return CallStream(self, bindings, adapter) if bindings else None
 
     def done_with(self, binding: Binding) -> None:
         """A listener without ``allow_reuse`` has streamed its one completion."""

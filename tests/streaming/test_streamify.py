@@ -129,3 +129,27 @@ def test_an_ambiguous_field_asks_for_the_predictor() -> None:
     with pytest.raises(ConfigurationError, match="several predictors"):
         dx.streamify(program, stream_listeners=[dx.StreamListener("answer")])
     dx.streamify(program, stream_listeners=[dx.StreamListener("answer", predict=program.b)])
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 4])
+def test_json_adapter_output_streams_from_dx_context(
+    make_lm_server: MakeServer, chunk_chars: int
+) -> None:
+    server = make_lm_server(stream_chunk_chars=chunk_chars, stream_interval=0.002)
+    cot = dx.ChainOfThought("question -> answer")
+    listeners = [dx.StreamListener("reasoning"), dx.StreamListener("answer")]
+    lm = dx.LM("openai/local-model", api_base=server.url, cache=False)
+    with dx.ActorSystem(lm=lm), dx.context(adapter=dx.JSONAdapter()):
+        items = [
+            i
+            for _, i in _collect(
+                dx.streamify(cot, stream_listeners=listeners), question="What is 4 + 4?"
+            )
+        ]
+    final = items[-1]
+    assert _text(items, "reasoning") == final.reasoning and final.reasoning
+    assert _text(items, "answer") == final.answer == "8"
+    stats = server.stats()
+    assert (stats.requests_total, stats.streams) == (1, 1)
+    sent = stats.last_request
+    assert sent["stream"] is True and sent["response_format"] == {"type": "json_object"}

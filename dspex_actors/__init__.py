@@ -48,6 +48,7 @@ from dspex_actors.signatures import (
 )
 from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, context, current_system
+from dspex_actors.telemetry import BaseCallback
 from dspex_actors.teleprompt import (
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
@@ -58,6 +59,7 @@ __all__ = [
     "LM",
     "ActorSystem",
     "AdapterParseError",
+    "BaseCallback",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "CacheError",

@@ -76,13 +76,15 @@ class ProgramLoadError(DSPexError, ValueError):
 class LMError(DSPexError):
     """A language-model call failed.
 
-    ``model`` and ``endpoint`` say which LM and which server (never the key).
+    ``model`` and ``endpoint`` say which LM and which server (never the key); ``record``
+    is what the Client saw of the call (its attempts and events, for telemetry), if any.
     """
 
     def __init__(self, message: str, *, model: str | None = None, endpoint: str | None = None):
         super().__init__(message)
         self.model = model
         self.endpoint = endpoint
+        self.record: Any = None
 
 
 class LMHTTPStatusError(LMError):

@@ -16,6 +16,9 @@ import pykka
 __all__ = [
     "Answered",
     "AsyncReply",
+    "AttemptRecord",
+    "CallEvent",
+    "CallRecord",
     "Cancel",
     "ChunkSink",
     "LMRequest",
@@ -50,15 +53,47 @@ class LMRequest:
     on_circuit_open: str | None = None
 
 
+class AttemptRecord(NamedTuple):
+    """One HTTP attempt of a call, for telemetry: when (wall clock, ns) and how it ended."""
+
+    start_ns: int
+    end_ns: int
+    status: int | None
+    """The HTTP status of the reply (None: no reply: timeout, connection error)."""
+    error_type: str | None
+    """The error's class name when the attempt failed."""
+
+
+class CallEvent(NamedTuple):
+    """Something that happened to a call besides its attempts (a rate-limit wait, a wait
+    for an open circuit, a breaker state change), for telemetry."""
+
+    name: str
+    time_ns: int
+    attributes: tuple[tuple[str, str | int | float | bool], ...] = ()
+
+
+class CallRecord(NamedTuple):
+    """What the Client saw of one call: its attempts and events, in order."""
+
+    attempts: tuple[AttemptRecord, ...] = ()
+    events: tuple[CallEvent, ...] = ()
+
+
 @dataclass(frozen=True)
 class LMResponse:
-    """A completed call: one text per choice, token usage, and where it came from."""
+    """A completed call: one text per choice, token usage, and where it came from.
+
+    ``cached``: answered without a request of its own (a cache hit, or a single-flight
+    follower); ``record``: the Client's attempts and events (None when cached).
+    """
 
     texts: tuple[str, ...]
     usage: dict[str, int] = field(default_factory=dict)
     model: str = ""
     finish_reasons: tuple[str | None, ...] = ()
     cached: bool = False
+    record: CallRecord | None = field(default=None, compare=False)
 
 
 class ReplyTo(NamedTuple):

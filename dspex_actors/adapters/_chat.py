@@ -33,6 +33,7 @@ from dspex_actors.signatures import (
     format_value,
     parse_value,
 )
+from dspex_actors.telemetry._callbacks import start_hook
 
 if TYPE_CHECKING:
     from dspex_actors._types import LMResponse
@@ -112,7 +113,7 @@ class ChatAdapter:
         demo_list = list(demos)
         call_params = self._call_params(params)
         try:
-            messages = self.format(sig, demo_list, inputs)
+            messages = self._format_observed(sig, demo_list, inputs)
             return self._parse_all(sig, await arequest_fn(messages, call_params))
         except AdapterParseError as first:
             if not self.use_json_adapter_fallback:
@@ -139,8 +140,38 @@ class ChatAdapter:
         inputs: Mapping[str, Any],
         params: dict[str, Any],
     ) -> tuple[list[dict[str, Any]], LMResponse]:
-        messages = self.format(signature, demos, inputs)
+        messages = self._format_observed(signature, demos, inputs)
         return self._parse_all(signature, request_fn(messages, params))
+
+    def _format_observed(
+        self, signature: type[Signature], demos: list[Any], inputs: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        """:meth:`format` between the callbacks' ``on_adapter_format_*`` hooks."""
+        hook = start_hook(
+            "adapter_format", self, {"signature": signature, "demos": demos, "inputs": inputs}
+        )
+        if hook is None:
+            return self.format(signature, demos, inputs)
+        try:
+            messages = self.format(signature, demos, inputs)
+        except BaseException as exc:
+            hook.end(None, exc)
+            raise
+        hook.end(messages, None)
+        return messages
+
+    def _parse_observed(self, signature: type[Signature], completion: str) -> dict[str, Any]:
+        """:meth:`parse` between the callbacks' ``on_adapter_parse_*`` hooks."""
+        hook = start_hook("adapter_parse", self, {"signature": signature, "completion": completion})
+        if hook is None:
+            return self.parse(signature, completion)
+        try:
+            values = self.parse(signature, completion)
+        except BaseException as exc:
+            hook.end(None, exc)
+            raise
+        hook.end(values, None)
+        return values
 
     def _parse_all(
         self, signature: type[Signature], response: LMResponse
@@ -155,7 +186,7 @@ class ChatAdapter:
                     text or "",
                     problem="the LM returned an empty reply",
                 )
-            values.append(self.parse(signature, text))
+            values.append(self._parse_observed(signature, text))
         return values, response
 
     # -- formatting ----------------------------------------------------------------------------

@@ -276,7 +276,13 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 self._tier_failed("write", exc)
         flight = self._flights.pop(key, None)
         for index, reply in enumerate(flight.replies if flight is not None else ()):
-            deliver(reply, _response(entry, cached=index > 0))  # the first one led
+            if index == 0:  # the one that led: its own request, with the Client's record
+                deliver(
+                    reply,
+                    dataclasses.replace(_response(entry, cached=False), record=response.record),
+                )
+            else:
+                deliver(reply, _response(entry))
 
     def _tier_failed(self, what: str, exc: sqlite3.Error) -> None:
         """A failing persistent tier is logged and counted; the memory tier carries on."""

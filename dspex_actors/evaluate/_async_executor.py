@@ -37,6 +37,7 @@ from dspex_actors.evaluate._executor import (
     check_run_options,
 )
 from dspex_actors.evaluate._worker import ExampleFailure
+from dspex_actors.telemetry._spans import internal_span
 
 __all__ = ["AsyncExecutor"]
 
@@ -142,7 +143,8 @@ class _AsyncRun(Generic[T, R]):
             deadline = asyncio.timeout(self.ex.timeout)
             try:
                 async with deadline:
-                    value = await self.fn(item)
+                    with internal_span("dspex.item", {"dspex.example.index": index}):
+                        value = await self.fn(item)
             except TimeoutError as exc:
                 if not deadline.expired():  # the program's own TimeoutError
                     self._failed(index, item, exc)

@@ -19,6 +19,7 @@ from dspex_actors.evaluate._progress import TqdmProgress
 from dspex_actors.evaluate._result import EvaluationResult
 from dspex_actors.evaluate._worker import ExampleFailure
 from dspex_actors.primitives import Module
+from dspex_actors.telemetry._spans import ObservedRun, observed_run
 
 __all__ = ["Evaluate"]
 
@@ -154,9 +155,10 @@ class Evaluate:
             save_as_csv=save_as_csv,
             save_as_json=save_as_json,
         )
-        if _natively_async(program) and not _loop_running():
-            return asyncio.run(self._run_tasks(plan))
-        return self._run_workers(plan)
+        with self._observed(plan, program) as run:
+            if _natively_async(program) and not _loop_running():
+                return run.returns(asyncio.run(self._run_tasks(plan)))
+            return run.returns(self._run_workers(plan))
 
     async def acall(
         self,
@@ -189,9 +191,18 @@ class Evaluate:
             save_as_csv=save_as_csv,
             save_as_json=save_as_json,
         )
-        if _natively_async(program):
-            return await self._run_tasks(plan)
-        return await asyncio.to_thread(self._run_workers, plan)
+        with self._observed(plan, program) as run:
+            if _natively_async(program):
+                return run.returns(await self._run_tasks(plan))
+            return run.returns(await asyncio.to_thread(self._run_workers, plan))
+
+    def _observed(self, plan: _Plan, program: Callable[..., Any]) -> ObservedRun:
+        """The run between the callbacks' ``on_evaluate_*`` hooks, in a ``dspex.evaluate`` span."""
+        inputs = {"program": program, "metric": plan.metric, "devset": plan.devset}
+        attributes: dict[str, Any] = {"dspex.evaluate.metric": plan.metric_name}
+        if plan.total is not None:
+            attributes["dspex.evaluate.examples"] = plan.total
+        return observed_run("evaluate", self, inputs, "dspex.evaluate", attributes)
 
     def _plan(
         self,

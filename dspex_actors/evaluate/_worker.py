@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
+from dspex_actors.telemetry._spans import run_item
 from supervision import SimpleQueueInbox, Supervised
 
 __all__ = ["ExampleFailure"]
@@ -129,7 +130,7 @@ class _Worker(SimpleQueueInbox, Supervised, pykka.ThreadingActor):
         slot.started = index
         try:
             # A copy per item: context changes made by one item never leak into the next.
-            value = self._context.copy().run(self._fn, message.item)
+            value = self._context.copy().run(run_item, self._fn, message.item, index)
         except BaseException as exc:  # any escape would make pykka stop every actor
             failure = ExampleFailure.from_exception(index, exc, with_traceback=self._with_traceback)
             self._outbox.put(_Done(slot, index, None, failure))

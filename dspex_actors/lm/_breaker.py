@@ -29,6 +29,8 @@ from dspex_actors._errors import (
     LMTLSError,
     MalformedResponseError,
 )
+from dspex_actors.telemetry._otel import instruments
+from dspex_actors.telemetry._spans import server_attributes
 
 __all__ = ["EndpointBreaker", "is_endpoint_failure"]
 
@@ -55,13 +57,23 @@ def _replay(error: BaseException | None) -> None:
         raise error
 
 
-class _LogListener(pybreaker.CircuitBreakerListener):
-    """Logs state changes (the endpoint is in the breaker's name; no credentials)."""
+_STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+
+
+class _StateListener(pybreaker.CircuitBreakerListener):
+    """Logs state changes (the endpoint is in the breaker's name; no credentials) and sets
+    the ``dspex.breaker.state`` gauge."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._attributes = server_attributes(endpoint)
 
     def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
         old = old_state.name if old_state is not None else None
         level = logging.WARNING if new_state.name == pybreaker.STATE_OPEN else logging.INFO
         logger.log(level, "circuit breaker for %s: %s -> %s", cb.name, old, new_state.name)
+        meters = instruments()
+        if meters is not None:
+            meters.breaker_state.set(_STATE_VALUES.get(new_state.name, 0), self._attributes)
 
 
 class EndpointBreaker:
@@ -82,7 +94,7 @@ class EndpointBreaker:
             fail_max=fail_max,
             reset_timeout=reset_timeout,
             exclude=[lambda error: not is_endpoint_failure(error)],
-            listeners=[_LogListener()],
+            listeners=[_StateListener(endpoint)],
             name=self.name,
         )
         self._subscribers: list[Callable[[], None]] = []

@@ -33,13 +33,24 @@ from dspex_actors._errors import (
 from dspex_actors._lifecycle import ShutdownOnExit
 from dspex_actors._loop import IOLoop, IOLoopClosedError
 from dspex_actors._reply import deliver
-from dspex_actors._types import Cancel, ChunkSink, LMRequest, LMResponse, Reply, Submit
+from dspex_actors._types import (
+    AttemptRecord,
+    CallEvent,
+    CallRecord,
+    Cancel,
+    ChunkSink,
+    LMRequest,
+    LMResponse,
+    Reply,
+    Submit,
+)
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
 from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._retry import backoff_delay, is_retryable
 from dspex_actors.lm._wait import Watch, wait_reply
+from dspex_actors.telemetry._client_metrics import ClientGauges
 from supervision import SimpleQueueInbox, Supervised
 
 __all__ = [
@@ -93,6 +104,10 @@ class _Call:
     attempts: int = 0
     last_error: LMError | None = None
     waited_for_circuit: bool = False
+    attempt_started_ns: int = 0
+    records: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    events: list[CallEvent] = dataclasses.field(default_factory=list)
+    """What became of each attempt, and what else happened (for telemetry)."""
 
 
 class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):
@@ -123,6 +138,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         ref = self.actor_ref
         self._http = HTTPEndpoint(lm, io, lambda done: _report(ref, breaker, done), limit=self.cap)
         self._bucket = bucket
+        self._gauges = ClientGauges(lm)
         self._wake_on_breaker = functools.partial(_tell_quietly, ref, _Wake())
         breaker.subscribe(self._wake_on_breaker)
         self._ids = itertools.count(1)
@@ -205,6 +221,8 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             if self._bucket is not None:
                 wait = self._bucket.try_take(now)
                 if wait > 0:
+                    if not any(e.name == _RATE_LIMIT_WAIT for e in call.events):
+                        call.events.append(_event(_RATE_LIMIT_WAIT, ("dspex.wait_s", wait)))
                     deadline = now + wait
                     next_wake = deadline if next_wake is None else min(next_wake, deadline)
                     break
@@ -221,6 +239,10 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
                 next_wake = when if next_wake is None else min(next_wake, when)
         if next_wake is not None:
             self._schedule_wake(next_wake)
+        self._gauges.update(len(self._in_flight), self._queued())
+
+    def _queued(self) -> int:
+        return len(self._ready) + len(self._delayed) + len(self._parked)
 
     def _circuit_refused(self, call: _Call, now: float) -> None:
         """The circuit refused ``call``: park it for the half-open trial, or fail it.
@@ -244,6 +266,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             if not call.waited_for_circuit:
                 call.waited_for_circuit = True
                 self.counters["circuit_waits"] += 1
+                call.events.append(_event("dspex.circuit.wait", ("dspex.wait_s", retry_in)))
             self._parked.append(call.id)
             return
         self.counters["circuit_rejections"] += 1
@@ -262,6 +285,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
 
     def _start_attempt(self, call: _Call, permit: int, now: float) -> None:
         call.attempts += 1
+        call.attempt_started_ns = time.time_ns()
         self.counters["attempts"] += 1
         self._in_flight[call.id] = permit
         self.counters["max_in_flight"] = max(self.counters["max_in_flight"], len(self._in_flight))
@@ -287,9 +311,14 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         if self._in_flight.pop(done.call_id, None) is None:
             return
         error = done.outcome if isinstance(done.outcome, LMError) else None
+        state = self.breaker.state
         self.breaker.record(done.permit, error)
         call = self._calls.get(done.call_id)
         if call is not None:
+            call.records.append(_attempt_record(call.attempt_started_ns, done.outcome))
+            if self.breaker.state != state:
+                changed = (("dspex.breaker.from", state), ("dspex.breaker.to", self.breaker.state))
+                call.events.append(_event("dspex.breaker.state_change", *changed))
             if isinstance(done.outcome, LMResponse):
                 for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
                     self.counters[key] += done.outcome.usage.get(key, 0)
@@ -322,6 +351,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             self._finish(call, self._deadline_error(call, when))
             return
         self.counters["retries"] += 1
+        self._gauges.retried()
         logger.info(
             "retrying %s at %s in %.2fs (retry %d of %d) after: %s",
             self.lm.model,
@@ -349,7 +379,14 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
     def _finish(self, call: _Call, outcome: LMResponse | BaseException) -> None:
         self._calls.pop(call.id, None)
         self._by_reply.pop(call.reply, None)
-        self.counters["successes" if isinstance(outcome, LMResponse) else "failures"] += 1
+        record = CallRecord(tuple(call.records), tuple(call.events))
+        if isinstance(outcome, LMResponse):
+            self.counters["successes"] += 1
+            outcome = dataclasses.replace(outcome, record=record)
+        else:
+            self.counters["failures"] += 1
+            if isinstance(outcome, LMError):
+                outcome.record = record
         deliver(call.reply, outcome)
 
     def _deadline_error(self, call: _Call, when: str) -> LMTimeoutError:
@@ -391,6 +428,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
     def _shutdown(self, how: str) -> None:
         """Fail every pending call promptly; cancel attempts in flight, close connections."""
         self._stopping = True
+        self._gauges.update(0, 0)
         self.breaker.unsubscribe(self._wake_on_breaker)
         self._parked.clear()
         calls, self._calls = self._calls, {}
@@ -405,6 +443,21 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self._in_flight.clear()
         with contextlib.suppress(IOLoopClosedError):
             self._io.call_soon(self._http.close)
+
+
+_RATE_LIMIT_WAIT = "dspex.rate_limit.wait"
+
+
+def _event(name: str, *attributes: tuple[str, str | int | float | bool]) -> CallEvent:
+    return CallEvent(name, time.time_ns(), attributes)
+
+
+def _attempt_record(started_ns: int, outcome: LMResponse | LMError) -> AttemptRecord:
+    """How an attempt ended: its HTTP status (if a reply came) and its error type."""
+    if isinstance(outcome, LMResponse):
+        return AttemptRecord(started_ns, time.time_ns(), 200, None)
+    status = outcome.status_code if isinstance(outcome, LMHTTPStatusError) else None
+    return AttemptRecord(started_ns, time.time_ns(), status, type(outcome).__name__)
 
 
 def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:

@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
@@ -23,6 +22,9 @@ from typing import Any, Self
 
 from dspex_actors._errors import ProgramLoadError
 from dspex_actors._version import __version__
+from dspex_actors.telemetry._callbacks import start_hook
+from dspex_actors.telemetry._otel import tracer
+from dspex_actors.telemetry._spans import internal_span
 
 __all__ = ["Module", "Parameter"]
 
@@ -92,58 +94,46 @@ class Module:
         return type(self).aforward is not Module.aforward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        callbacks = self.callbacks
-        if not callbacks:
+        """Run ``forward`` between the callbacks' ``on_module_start``/``end`` hooks, in an
+        INTERNAL span when OpenTelemetry is installed."""
+        hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
+        if hook is None and tracer() is None:
             return self.forward(*args, **kwargs)
-        call_id = self._callbacks_start(callbacks, kwargs)
         outputs: Any = None
         exception: BaseException | None = None
         try:
-            outputs = self.forward(*args, **kwargs)
+            with internal_span(self._span_name()):
+                outputs = self.forward(*args, **kwargs)
             return outputs
         except BaseException as exc:
             exception = exc
             raise
         finally:
-            self._callbacks_end(callbacks, call_id, outputs, exception)
+            if hook is not None:
+                hook.end(outputs, exception)
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """``await module.acall(**inputs)``: ``aforward`` (or ``forward`` on a worker thread
         when the module defines no ``aforward``), between the same callback hooks."""
-        callbacks = self.callbacks
-        call_id = self._callbacks_start(callbacks, kwargs) if callbacks else ""
+        hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None
         try:
-            if self.has_native_aforward:
-                outputs = await self.aforward(*args, **kwargs)
-            else:
-                outputs = await asyncio.to_thread(self.forward, *args, **kwargs)
+            with internal_span(self._span_name()):
+                if self.has_native_aforward:
+                    outputs = await self.aforward(*args, **kwargs)
+                else:
+                    outputs = await asyncio.to_thread(self.forward, *args, **kwargs)
             return outputs
         except BaseException as exc:
             exception = exc
             raise
         finally:
-            if callbacks:
-                self._callbacks_end(callbacks, call_id, outputs, exception)
-
-    def _callbacks_start(self, callbacks: list[Any], kwargs: dict[str, Any]) -> str:
-        """DSPy-style ``on_module_start`` hooks; returns the call's id."""
-        call_id = uuid.uuid4().hex
-        for callback in callbacks:
-            hook = getattr(callback, "on_module_start", None)
             if hook is not None:
-                hook(call_id=call_id, instance=self, inputs=dict(kwargs))
-        return call_id
+                hook.end(outputs, exception)
 
-    @staticmethod
-    def _callbacks_end(
-        callbacks: list[Any], call_id: str, outputs: Any, exception: BaseException | None
-    ) -> None:
-        for callback in callbacks:
-            hook = getattr(callback, "on_module_end", None)
-            if hook is not None:
-                hook(call_id=call_id, outputs=outputs, exception=exception)
+    def _span_name(self) -> str:
+        return f"{type(self).__name__}.forward"
 
     # -- walking the program -----------------------------------------------------------
 

@@ -21,6 +21,7 @@ from dspex_actors._runtime import install_lookup
 from dspex_actors.lm._lm import LM
 from dspex_actors.system._settings import check_setting, set_configured_adapter
 from dspex_actors.system._system import ActorSystem, current_from_context
+from dspex_actors.telemetry._callbacks import set_global_callbacks
 
 __all__ = ["configure", "current_system", "shutdown_default"]
 
@@ -45,8 +46,11 @@ def _build(lm: LM | None, options: dict[str, Any]) -> ActorSystem:
         raise ConfigurationError(f"configure(): {exc}") from None
 
 
-def configure(lm: Any = _UNSET, adapter: Any = _UNSET, **options: Any) -> None:
-    """Set the settings (``lm``, ``adapter``) and ActorSystem options of the default system.
+def configure(
+    lm: Any = _UNSET, adapter: Any = _UNSET, callbacks: Any = _UNSET, **options: Any
+) -> None:
+    """Set the settings (``lm``, ``adapter``, ``callbacks``) and the ActorSystem options of
+    the default system.
 
     Settings swap in place: calls in flight finish, the running system, its cache and its
     Client actors stay; a setting not given keeps its value (``configure(adapter=...)``
@@ -57,6 +61,9 @@ def configure(lm: Any = _UNSET, adapter: Any = _UNSET, **options: Any) -> None:
         check_setting("configure()", "lm", lm)
     if adapter is not _UNSET:
         check_setting("configure()", "adapter", adapter)
+    if callbacks is not _UNSET:
+        check_setting("configure()", "callbacks", callbacks)
+        set_global_callbacks(callbacks or ())
     with _Default.lock:
         merged = {**_Default.options, **options}
         replace = merged != _Default.options
@@ -111,6 +118,7 @@ def shutdown_default(timeout: float = 30.0, *, reset: bool = False) -> None:
         if reset:
             _Default.system, _Default.options = None, {}
             set_configured_adapter(None)
+            set_global_callbacks(())
     if system is not None:
         system.stop(timeout=timeout)
 

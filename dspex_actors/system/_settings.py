@@ -1,8 +1,9 @@
-"""Settings: the LM and adapter a call uses when it names none.
+"""Settings: the LM, adapter and callbacks a call uses when it names none.
 
-``configure(lm=..., adapter=...)`` sets the process-wide values; ``context(...)`` overrides
-them for the code inside its ``with`` block, per thread and per asyncio task (a context
-variable: Evaluate workers and tasks inherit it, a new plain thread starts without it).
+``configure(lm=..., adapter=..., callbacks=...)`` sets the process-wide values;
+``context(...)`` overrides them for the code inside its ``with`` block, per thread and per
+asyncio task (a context variable: Evaluate workers and tasks inherit it, a new plain
+thread starts without it).
 Neither starts or stops anything: the same system, cache and Client actors serve every
 setting.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from dspex_actors._errors import ConfigurationError
 from dspex_actors.adapters import ChatAdapter
 from dspex_actors.lm._lm import LM
+from dspex_actors.telemetry._callbacks import context_callbacks
 
 __all__ = [
     "SETTING_NAMES",
@@ -30,7 +32,7 @@ __all__ = [
     "set_configured_adapter",
 ]
 
-SETTING_NAMES = ("lm", "adapter")
+SETTING_NAMES = ("lm", "adapter", "callbacks")
 """What ``context()`` (and the settings part of ``configure()``) accept."""
 
 
@@ -78,6 +80,13 @@ def check_setting(where: str, name: str, value: Any) -> None:
         )
     if name == "lm" and value is not None and not isinstance(value, LM):
         raise ConfigurationError(f"{where}: lm must be a dspex_actors.LM or None, got {value!r}")
+    if name == "callbacks" and value is not None and (
+        isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple))
+    ):
+        raise ConfigurationError(
+            f"{where}: callbacks must be a list of callback objects (dx.BaseCallback "
+            f"subclasses), got {value!r}"
+        )
     if name == "adapter" and value is not None and not isinstance(value, ChatAdapter):
         raise ConfigurationError(
             f"{where}: adapter must be an adapter such as dx.ChatAdapter() or "
@@ -86,7 +95,7 @@ def check_setting(where: str, name: str, value: Any) -> None:
 
 
 def context(**settings: Any) -> contextlib.AbstractContextManager[None]:
-    """Override settings (``lm=``, ``adapter=``) for the code inside the block.
+    """Override settings (``lm=``, ``adapter=``, ``callbacks=``) for the code inside the block.
 
     Per thread and per asyncio task; nested blocks stack; None leaves a setting as it is.
     It changes what calls use, not which system runs them: the current system's cache and
@@ -99,11 +108,16 @@ def context(**settings: Any) -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def _overriding(settings: dict[str, Any]) -> Iterator[None]:
+    callbacks = settings.get("callbacks")
+    scoped = context_callbacks()
+    callbacks_token = scoped.set(tuple(callbacks)) if callbacks is not None else None
     token = _overrides.set(_overrides.get().merged(settings))
     try:
         yield
     finally:
         _overrides.reset(token)
+        if callbacks_token is not None:
+            scoped.reset(callbacks_token)
 
 
 def context_lm() -> LM | None:

@@ -59,6 +59,7 @@ from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
+from dspex_actors.telemetry._spans import observe_lm_call
 from supervision import (
     ChildHandle,
     ChildSpec,
@@ -422,6 +423,20 @@ class ActorSystem:
         lm = self._lm_for(request, lm)
         request = _with_caller_policy(request)
         cached = request.cache and lm.cache
+        observer = observe_lm_call(lm, request, via_cache=cached)
+        try:
+            response = self._call_once_more_after_a_crash(lm, request, cached)
+        except BaseException as exc:
+            if observer is not None:
+                observer.failed(exc)
+            raise
+        if observer is not None:
+            observer.done(response)
+        return response
+
+    def _call_once_more_after_a_crash(
+        self, lm: LM, request: LMRequest, cached: bool
+    ) -> LMResponse:
         try:
             return self._one_call(lm, request, cached=cached)
         except LMUnavailableError:
@@ -443,6 +458,20 @@ class ActorSystem:
         lm = self._lm_for(request, lm)
         request = _with_caller_policy(request)
         cached = request.cache and lm.cache
+        observer = observe_lm_call(lm, request, via_cache=cached)
+        try:
+            response = await self._acall_once_more_after_a_crash(lm, request, cached, sink)
+        except BaseException as exc:
+            if observer is not None:
+                observer.failed(exc)
+            raise
+        if observer is not None:
+            observer.done(response)
+        return response
+
+    async def _acall_once_more_after_a_crash(
+        self, lm: LM, request: LMRequest, cached: bool, sink: ChunkSink | None
+    ) -> LMResponse:
         try:
             return await self._aone_call(lm, request, cached=cached, sink=sink)
         except LMUnavailableError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dspex_actors._errors import OptimizerError
 from dspex_actors.primitives import Example, Module
+from dspex_actors.telemetry._spans import observed_run
 
 __all__ = ["Teleprompter", "check_program", "check_trainset"]
 
@@ -18,7 +20,15 @@ class Teleprompter:
     """Base class of the optimizers: ``compile(student, *, trainset, ...)`` returns a new program.
 
     The student is never modified; the result is a copy with demos set on its predictors.
+    Every subclass's ``compile`` runs between the callbacks' ``on_compile_start``/``end``
+    hooks, in a ``dspex.compile`` span.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        compile_fn = cls.__dict__.get("compile")
+        if compile_fn is not None and not getattr(compile_fn, "_observed", False):
+            cls.compile = _observed_compile(compile_fn)  # type: ignore[method-assign]
 
     def compile(self, student: Module, *, trainset: Sequence[Example], **kwargs: Any) -> Module:
         """Return an optimized copy of ``student``."""
@@ -27,6 +37,20 @@ class Teleprompter:
     def get_params(self) -> dict[str, Any]:
         """The optimizer's settings (DSPy's accessor), for logging and reports."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def _observed_compile(compile_fn: Callable[..., Module]) -> Callable[..., Module]:
+    @functools.wraps(compile_fn)
+    def compile(self: Teleprompter, student: Module, *args: Any, **kwargs: Any) -> Module:
+        inputs = {"student": student, **kwargs}
+        name = type(self).__name__
+        with observed_run(
+            "compile", self, inputs, "dspex.compile", {"dspex.optimizer": name}
+        ) as run:
+            return run.returns(compile_fn(self, student, *args, **kwargs))
+
+    compile._observed = True  # type: ignore[attr-defined]
+    return compile
 
 
 def check_program(program: object, role: str, optimizer: str) -> Module:

@@ -100,7 +100,7 @@ def test_callbacks_see_start_and_end() -> None:
     program = Program()
     program.callbacks = [Recorder()]
     program(q=2)
-    assert events == [("start", {"q": 2}), ("end", {"echo": {"q": 2}})]
+    assert events == [("start", {"args": (), "kwargs": {"q": 2}}), ("end", {"echo": {"q": 2}})]
 
 
 def test_deepcopy_and_reset_copy() -> None:

@@ -59,6 +59,7 @@ from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
+from dspex_actors.telemetry._otel import observe_restarts
 from dspex_actors.telemetry._spans import observe_lm_call
 from supervision import (
     ChildHandle,
@@ -241,6 +242,7 @@ class ActorSystem:
             with _registry_lock:
                 _running.add(self)
             _install_exit_hook()
+            observe_restarts(_restart_counts)
             logger.debug("actor system %s started", self.name)
             return self
 
@@ -656,6 +658,20 @@ def current_from_context() -> ActorSystem | None:
             if candidate.running:
                 return candidate
     return None
+
+
+def _restart_counts() -> list[tuple[str, int]]:
+    """Each running system's total restarts (for the ``dspex.actor.restarts`` metric)."""
+    with _registry_lock:
+        systems = list(_running)
+    counts = []
+    for system in systems:
+        sup = system._supervisor
+        if sup is None:
+            continue
+        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+            counts.append((system.name, int(sup.proxy().total_restarts().get(timeout=1.0))))
+    return counts
 
 
 def _with_caller_policy(request: LMRequest) -> LMRequest:

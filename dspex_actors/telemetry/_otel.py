@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dspex_actors._version import __version__
 
-__all__ = ["Instruments", "capture_content", "instruments", "meter", "trace_api", "tracer"]
+__all__ = [
+    "Instruments",
+    "capture_content",
+    "instruments",
+    "meter",
+    "observe_restarts",
+    "trace_api",
+    "tracer",
+]
 
 _SCOPE = "dspex_actors"
 _CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -47,6 +56,10 @@ class _API:
     tracer: Any = None
     instruments: Instruments | None = None
     meter: Any = None
+    metrics: Any = None
+    restarts_registered = False
+    no_tracer_providers: tuple[type, ...] = ()
+    no_meter_providers: tuple[type, ...] = ()
 
 
 def _load() -> None:
@@ -57,7 +70,13 @@ def _load() -> None:
     except ImportError:
         _API.checked = True
         return
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
     _API.trace = trace
+    _API.metrics = metrics
+    _API.no_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    _API.no_meter_providers = (_ProxyMeterProvider, NoOpMeterProvider)
     _API.tracer = trace.get_tracer(_SCOPE, __version__)
     meter = metrics.get_meter(_SCOPE, __version__)
     _API.meter = meter
@@ -99,20 +118,27 @@ def _load() -> None:
 
 
 def trace_api() -> Any:
-    """The ``opentelemetry.trace`` module, or None."""
-    _load()
-    return _API.trace
+    """The ``opentelemetry.trace`` module while a TracerProvider is installed, or None."""
+    return _API.trace if tracer() is not None else None
 
 
 def tracer() -> Any:
-    """The library's tracer, or None without the API."""
+    """The library's tracer while the application has installed a TracerProvider, else
+    None (without a provider every span would be a no-op: skipping them keeps the cost of
+    an idle API near zero)."""
     _load()
+    trace = _API.trace
+    if trace is None or isinstance(trace.get_tracer_provider(), _API.no_tracer_providers):
+        return None
     return _API.tracer
 
 
 def instruments() -> Instruments | None:
-    """The library's metric instruments, or None without the API."""
+    """The library's metric instruments while a MeterProvider is installed, else None."""
     _load()
+    metrics = _API.metrics
+    if metrics is None or isinstance(metrics.get_meter_provider(), _API.no_meter_providers):
+        return None
     return _API.instruments
 
 
@@ -120,6 +146,26 @@ def meter() -> Any:
     """The library's meter, or None without the API."""
     _load()
     return _API.meter
+
+
+def observe_restarts(counts: Callable[[], Iterable[tuple[str, int]]]) -> None:
+    """Report ``dspex.actor.restarts`` per system from ``counts()`` (``(system name, total
+    restarts)`` pairs) whenever metrics are collected. Registered once."""
+    _load()
+    if _API.meter is None or _API.restarts_registered:
+        return
+    metrics = _API.metrics
+
+    def observe(options: Any) -> Iterable[Any]:
+        return [metrics.Observation(total, {"dspex.system": name}) for name, total in counts()]
+
+    _API.meter.create_observable_counter(
+        "dspex.actor.restarts",
+        callbacks=[observe],
+        unit="{restart}",
+        description="Actors restarted by their supervisor",
+    )
+    _API.restarts_registered = True
 
 
 def capture_content() -> bool:

@@ -87,27 +87,21 @@ class LMCallObserver:
         """The call returned ``response``."""
         if self._hook is not None:
             self._hook.end(list(response.texts), None)
-        api = trace_api()
-        if api is None:
-            return
         meters = instruments()
         if self._via_cache and meters is not None:
             counter = meters.cache_hits if response.cached else meters.cache_misses
             counter.add(1, {"gen_ai.request.model": self._lm.model_name})
-        if response.cached:
-            api.get_current_span().set_attribute("dspex.cache.hit", True)
-            return
-        if self._via_cache:
-            api.get_current_span().set_attribute("dspex.cache.hit", False)
-        self._record(api, response, None, response.record)
+        api = trace_api()
+        if api is not None and self._via_cache:
+            api.get_current_span().set_attribute("dspex.cache.hit", response.cached)
+        if not response.cached:
+            self._record(api, response, None, response.record)
 
     def failed(self, error: BaseException) -> None:
         """The call raised ``error``."""
         if self._hook is not None:
             self._hook.end(None, error)
-        api = trace_api()
-        if api is not None:
-            self._record(api, None, error, getattr(error, "record", None))
+        self._record(trace_api(), None, error, getattr(error, "record", None))
 
     def _record(
         self,
@@ -116,6 +110,9 @@ class LMCallObserver:
         error: BaseException | None,
         record: CallRecord | None,
     ) -> None:
+        meters = instruments()
+        if api is None and meters is None:
+            return
         lm = self._lm
         end_ns = time.time_ns()
         base = {
@@ -129,7 +126,6 @@ class LMCallObserver:
             metric_attributes["gen_ai.response.model"] = response.model
         if error is not None:
             metric_attributes["error.type"] = type(error).__name__
-        meters = instruments()
         if meters is not None:
             meters.duration.record((end_ns - self._start_ns) / 1e9, metric_attributes)
             if response is not None:
@@ -138,6 +134,8 @@ class LMCallObserver:
                         usage_attributes = {**metric_attributes, "gen_ai.token.type": kind}
                         meters.token_usage.record(response.usage[key], usage_attributes)
         active = tracer()
+        if api is None or active is None:
+            return
         span = active.start_span(
             f"chat {lm.model_name}",
             kind=api.SpanKind.CLIENT,
@@ -239,7 +237,7 @@ def observe_lm_call(lm: Any, request: LMRequest, *, via_cache: bool) -> LMCallOb
             "kwargs": dict(request.params),
         }
         hook = start_hook("lm", lm, inputs)
-    if hook is None and trace_api() is None:
+    if hook is None and tracer() is None and instruments() is None:
         return None
     return LMCallObserver(lm, request, hook, via_cache)
 

@@ -17,6 +17,7 @@ import uvicorn
 
 import dspex_actors as dx
 from dspex_actors.testing import LocalLMServer
+from tests._otel import install_sdk
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_service.py"
 WAIT = 30.0
@@ -89,3 +90,22 @@ def test_the_streaming_endpoint_sends_pieces_then_the_prediction(
     pieces = [e["chunk"] for e in events if "chunk" in e]
     assert events[-1] == {"prediction": {"answer": "42"}}
     assert "".join(pieces) == "42"
+
+
+def test_metrics_endpoint_serves_prometheus_text(service: tuple[str, LocalLMServer]) -> None:
+    url, lm_server = service
+    install_sdk()  # the application's part (main() installs a Prometheus reader alone)
+    with httpx.Client(base_url=url, timeout=WAIT) as client:
+        for i in range(3):
+            assert client.post("/answer", json={"question": f"What is {i} + 5?"}).status_code == 200
+        text = client.get("/metrics").text
+    assert "# TYPE gen_ai_client_operation_duration_seconds histogram" in text
+    port = lm_server.url.split(":")[2].split("/")[0]
+    counts = [
+        line
+        for line in text.splitlines()
+        if line.startswith("gen_ai_client_operation_duration_seconds_count")
+        and f'server_port="{port}"' in line
+    ]
+    assert counts and float(counts[0].rsplit(" ", 1)[1]) == 3
+    assert "dspex_lm_in_flight" in text and "Bearer" not in text

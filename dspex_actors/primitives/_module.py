@@ -24,7 +24,7 @@ from typing import Any, Self
 from dspex_actors._errors import ProgramLoadError
 from dspex_actors._version import __version__
 
-__all__ = ["Module", "Parameter"]
+__all__ = ["Module", "Parameter", "install_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,18 @@ METADATA_KEY = "metadata"
 """The top-level key of a saved program that is not a predictor (as in DSPy)."""
 
 FORMAT_VERSION = 1
+
+
+class _Batch:
+    """Where ``Module.batch`` finds its runner: ``dspex_actors.modules`` installs it on import
+    (which ``import dspex_actors`` always does), as the executor's package imports this one."""
+
+    run: Callable[..., Any] | None = None
+
+
+def install_batch(run: Callable[..., Any]) -> None:
+    """Set the function behind :meth:`Module.batch` (called by ``dspex_actors.modules``)."""
+    _Batch.run = run
 
 
 class Parameter:
@@ -126,6 +138,36 @@ class Module:
         finally:
             if callbacks:
                 self._callbacks_end(callbacks, call_id, outputs, exception)
+
+    def batch(
+        self,
+        examples: Any,
+        num_threads: int | None = None,
+        *,
+        max_errors: int | None = None,
+        return_failed_examples: bool = False,
+        provide_traceback: bool | None = None,
+        disable_progress_bar: bool = False,
+        timeout: float | None = None,
+        straggler_limit: int = 3,
+    ) -> Any:
+        """Run this module on every example's inputs in parallel (``dx.Parallel``'s semantics):
+        the results in order, ``None`` for a failed one; with ``return_failed_examples`` also
+        the failed examples and their exceptions."""
+        run = _Batch.run
+        if run is None:
+            raise RuntimeError("Module.batch needs dspex_actors.modules: import dspex_actors")
+        return run(
+            self,
+            examples,
+            num_threads=num_threads,
+            max_errors=max_errors,
+            return_failed_examples=return_failed_examples,
+            provide_traceback=provide_traceback,
+            disable_progress_bar=disable_progress_bar,
+            timeout=timeout,
+            straggler_limit=straggler_limit,
+        )
 
     def _callbacks_start(self, callbacks: list[Any], kwargs: dict[str, Any]) -> str:
         """DSPy-style ``on_module_start`` hooks; returns the call's id."""

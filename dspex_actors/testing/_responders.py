@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspex_actors.testing._agent import agent_values
 from dspex_actors.testing._arithmetic import (
     WEAK_WRONG_RATE,
     WEAK_WRONG_RATE_WITH_DEMOS,
@@ -324,7 +325,8 @@ class DefaultResponder:
         prompt = parse_dspy_prompt(request)
         if prompt is None:
             return _plain_reply(request)
-        return answer_prompt(prompt)
+        agent = agent_values(prompt.output_fields, prompt.inputs, request.system_text)
+        return render_reply(prompt, agent) if agent is not None else answer_prompt(prompt)
 
 
 class WeakResponder:

@@ -8,7 +8,14 @@ code builds the same program in each; the recorder writes the messages DSPy sent
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, Literal, Optional
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
 
 Case = tuple[str, Any, dict[str, Any], list[dict[str, Any]]]
 """(case name, program, call keyword arguments, scripted replies as field -> value)."""
@@ -100,3 +107,44 @@ def build_cases(lib: Any) -> list[Case]:
             ],
         ),
     ]
+
+
+def tool_functions() -> list[Any]:
+    """Functions whose tool descriptions (``str(Tool(fn))``) are compared with DSPy's."""
+
+    def typed(  # noqa: PLR0913, PLR0917 -- one argument per type
+        a: int,
+        b: str,
+        c: float,
+        d: bool,
+        e: list[str],
+        g: dict[str, int],
+        h: Optional[int],  # noqa: UP045 -- spelled as users do
+        i: Literal["x", "y"],
+        j: Any,
+        k,  # type: ignore[no-untyped-def]  # noqa: ANN001
+        color: Color = Color.RED,
+        m: int = 3,
+        n: list = None,  # type: ignore[type-arg,assignment]  # noqa: RUF013
+        r: int | str = 1,
+        s: list[dict[str, Any]] = None,  # type: ignore[assignment]  # noqa: RUF013
+        t: Literal["one"] = "one",
+        **extra: Any,
+    ) -> None:
+        """Take one argument of each type.
+
+        Args: many.
+        """
+
+    def untyped(query, limit=5):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        return query
+
+    class Searcher:
+        def __call__(self, query: str) -> list[str]:
+            """Search the index."""
+            return [query]
+
+    async def fetch(url: str, retries: int = 2) -> str:
+        return url
+
+    return [typed, untyped, Searcher(), fetch, add, get_weather]

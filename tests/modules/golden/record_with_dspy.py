@@ -5,7 +5,8 @@ Run with a throwaway virtualenv that has ``dspy==3.4.1`` (never the project's en
     /tmp/dspy-venv/bin/python tests/modules/golden/record_with_dspy.py
 
 For each case of ``_golden_modules.py`` it runs the program on a scripted LM and writes
-``<case>.json``: every LM call's messages and reply text, the tool calls, and the outputs.
+``<case>.json``: every LM call's messages and reply text, the tool calls, and the outputs;
+and ``tools.json``: how ``dspy.Tool`` describes each function of ``tool_functions()``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 warnings.filterwarnings("ignore")
 
 import dspy  # noqa: E402
-from _golden_modules import TOOL_CALLS, build_cases  # noqa: E402
+from _golden_modules import TOOL_CALLS, build_cases, tool_functions  # noqa: E402
 from dspy.clients.base_lm import BaseLM  # noqa: E402
 
 
@@ -69,6 +70,9 @@ def main() -> None:
             "outputs": outputs,
         }
         (HERE / f"{name}.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    tools = [str(dspy.Tool(fn)) for fn in tool_functions()]
+    record = {"dspy_version": dspy.__version__, "tools": tools}
+    (HERE / "tools.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def build_cases(lib: Any) -> list[Case]:
 def tool_functions() -> list[Any]:
     """Functions whose tool descriptions (``str(Tool(fn))``) are compared with DSPy's."""
 
-    def typed(  # noqa: PLR0913, PLR0917 -- one argument per type
+    def typed(  # noqa: PLR0917 -- one argument per type
         a: int,
         b: str,
         c: float,
@@ -122,7 +122,7 @@ def tool_functions() -> list[Any]:
         h: Optional[int],  # noqa: UP045 -- spelled as users do
         i: Literal["x", "y"],
         j: Any,
-        k,  # type: ignore[no-untyped-def]  # noqa: ANN001
+        k,  # type: ignore[no-untyped-def]
         color: Color = Color.RED,
         m: int = 3,
         n: list = None,  # type: ignore[type-arg,assignment]  # noqa: RUF013
@@ -136,7 +136,7 @@ def tool_functions() -> list[Any]:
         Args: many.
         """
 
-    def untyped(query, limit=5):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    def untyped(query, limit=5):  # type: ignore[no-untyped-def]
         return query
 
     class Searcher:

@@ -50,7 +50,7 @@ def test_arguments_are_read_as_their_types() -> None:
 
 
 def test_a_function_without_hints_takes_its_arguments_as_given() -> None:
-    def shout(text, times=2):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    def shout(text, times=2):  # type: ignore[no-untyped-def]
         return text.upper() * times
 
     tool = dx.Tool(shout)
@@ -73,7 +73,7 @@ def test_async_tools_are_awaited() -> None:
     assert seen == ["x", "y"]
 
     async def inside_a_loop() -> None:
-        with pytest.raises(ConfigurationError, match="await tool.acall"):
+        with pytest.raises(ConfigurationError, match=r"await tool\.acall"):
             tool(url="z")
 
     asyncio.run(inside_a_loop())
@@ -107,7 +107,7 @@ def test_bad_tools_are_refused() -> None:
     def bad_hint(x: NoSuchType) -> None:  # type: ignore[name-defined]  # noqa: F821
         pass
 
-    with pytest.raises(ConfigurationError, match="bad_hint.*NoSuchType"):
+    with pytest.raises(ConfigurationError, match=r"bad_hint.*NoSuchType"):
         dx.Tool(bad_hint)
 
 

@@ -57,7 +57,8 @@ class Refine(RolloutModule):
                 if run.keep(outputs, trace, reward) or idx == self.N - 1:
                     break
                 feedback = self._feedback_inputs(mod, kwargs, trace, outputs, raw)
-                run.advice = _advice(Predict(OfferFeedback)(**feedback))
+                with record_trace():  # not a part of the program's trace
+                    run.advice = _advice(Predict(OfferFeedback)(**feedback))
             except Exception as exc:
                 run.failed(idx, rollout_id, exc)
         return run.finish()
@@ -74,7 +75,8 @@ class Refine(RolloutModule):
                 if run.keep(outputs, trace, reward) or idx == self.N - 1:
                     break
                 feedback = self._feedback_inputs(mod, kwargs, trace, outputs, raw)
-                run.advice = _advice(await Predict(OfferFeedback).acall(**feedback))
+                with record_trace():
+                    run.advice = _advice(await Predict(OfferFeedback).acall(**feedback))
             except Exception as exc:
                 run.failed(idx, rollout_id, exc)
         return run.finish()

@@ -103,7 +103,7 @@ def test_an_unknown_tool_name_ends_the_trajectory(
     system_for: SystemFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad_step = "[[ ## next_thought ## ]]\nx\n\n[[ ## next_tool_name ## ]]\nteleport\n\n" + (
-        '[[ ## next_tool_args ## ]]\n{}\n\n[[ ## completed ## ]]'
+        "[[ ## next_tool_args ## ]]\n{}\n\n[[ ## completed ## ]]"
     )
     bad_json = '{"next_thought": "x", "next_tool_name": "teleport", "next_tool_args": {}}'
     extract = "[[ ## reasoning ## ]]\nNo tool.\n\n[[ ## answer ## ]]\nunknown"

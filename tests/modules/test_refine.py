@@ -58,8 +58,9 @@ def test_refine_stops_at_the_first_attempt_that_meets_the_threshold(
     assert "[[ ## hint_ ## ]]" not in first["messages"][-1]["content"]
     hinted = second["messages"][-1]["content"]
     assert "[[ ## hint_ ## ]]\nAnswer with digits only." in hinted
-    assert "`hint_` (str): A hint to the module from an earlier run" in (
-        second["messages"][0]["content"]
+    assert (
+        "`hint_` (str): A hint to the module from an earlier run"
+        in (second["messages"][0]["content"])
     )
     assert len(trace) == 1  # the winning attempt's calls only, without the hint
     assert trace[0][1] == {"question": "What is 2 + 3?"}
@@ -71,7 +72,9 @@ def test_refine_keeps_the_best_attempt_when_none_meets_the_threshold(
 ) -> None:
     _, server = system_for()
     reward, calls = rewards(0.2, 0.7, 0.5)
-    refine = dx.Refine(dx.ChainOfThought("question -> answer"), N=3, reward_fn=reward, threshold=1.0)
+    refine = dx.Refine(
+        dx.ChainOfThought("question -> answer"), N=3, reward_fn=reward, threshold=1.0
+    )
     pred = refine(question="What is 4 + 4?")
     assert pred is calls[1][1]
     assert server.stats().requests_total == 5  # 3 attempts, advice after the first two
@@ -90,7 +93,7 @@ def test_a_reward_that_raises_records_the_failure_and_tries_the_next_attempt(
 
 
 def test_every_attempt_failing_raises_the_last_error(system_for: SystemFor) -> None:
-    _, server = system_for()
+    system_for()
     reward, calls = rewards(ValueError("one"), ValueError("two"))
     best = dx.BestOfN(dx.Predict("question -> answer"), N=2, reward_fn=reward, threshold=1.0)
     with pytest.raises(ValueError, match="two"):
@@ -143,7 +146,7 @@ def test_bad_arguments_are_refused() -> None:
     predict = dx.Predict("question -> answer")
     with pytest.raises(dx.ConfigurationError, match="N must be a positive int"):
         dx.Refine(predict, N=0, reward_fn=lambda a, p: 1.0, threshold=1.0)
-    with pytest.raises(dx.ConfigurationError, match="module must be a dx.Module"):
+    with pytest.raises(dx.ConfigurationError, match=r"module must be a dx\.Module"):
         dx.BestOfN(len, N=2, reward_fn=lambda a, p: 1.0, threshold=1.0)  # type: ignore[arg-type]
     with pytest.raises(dx.ConfigurationError, match="reward_fn"):
         dx.BestOfN(predict, N=2, reward_fn=None, threshold=1.0)  # type: ignore[arg-type]

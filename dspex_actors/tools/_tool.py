@@ -48,6 +48,7 @@ class Tool:
     desc: str
     args: dict[str, Any]
     arg_types: dict[str, Any]
+    arg_desc: dict[str, str]
     has_kwargs: bool
     _required: tuple[str, ...]
 
@@ -101,6 +102,7 @@ class Tool:
         self.desc = desc if desc else doc
         self.args = dict(args) if args is not None else found_args
         self.arg_types = dict(arg_types) if arg_types is not None else found_types
+        self.arg_desc = dict(arg_desc or {})
         self.has_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         self._required = tuple(
             key

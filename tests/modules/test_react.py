@@ -8,8 +8,10 @@ returned shows the tool really ran and its observation reached the LM.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,19 @@ def test_predictors_are_named_as_in_dspy() -> None:
         dx.ReAct("question -> answer", tools=[len], max_iters=-1)
     with pytest.raises(dx.ConfigurationError, match="list of functions"):
         dx.ReAct("question -> answer", tools=len)
+
+
+def test_a_saved_agent_loads_into_a_fresh_one(tmp_path: Path) -> None:
+    def search(query: str) -> str:
+        """Search."""
+        return query
+
+    react = dx.ReAct("question -> answer", tools=[search])
+    react.react.demos = [dx.Example(question="q", trajectory="", next_thought="t")]
+    path = tmp_path / "agent.json"
+    react.save(path)
+    saved = json.loads(path.read_text())
+    assert set(saved) == {"react", "extract.predict", "metadata"}
+    fresh = dx.ReAct("question -> answer", tools=[search]).load(path)
+    assert fresh.react.demos[0].next_thought == "t"
+    assert fresh.react.signature.instructions == react.react.signature.instructions

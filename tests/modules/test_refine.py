@@ -77,7 +77,10 @@ def test_refine_keeps_the_best_attempt_when_none_meets_the_threshold(
     )
     pred = refine(question="What is 4 + 4?")
     assert pred is calls[1][1]
-    assert server.stats().requests_total == 5  # 3 attempts, advice after the first two
+    requests = server.stats().requests
+    assert len(requests) == 5  # 3 attempts, advice after the first two
+    # The default model's advice names no predictor of this program: each hint is "N/A".
+    assert "[[ ## hint_ ## ]]\nN/A" in requests[2]["messages"][-1]["content"]
 
 
 def test_a_reward_that_raises_records_the_failure_and_tries_the_next_attempt(

@@ -114,7 +114,11 @@ class AttemptRun:
 
 
 class RolloutModule(Module):
-    """The constructor and checks of ``BestOfN`` and ``Refine`` (DSPy's arguments)."""
+    """``BestOfN`` and ``Refine``: DSPy's arguments, their checks and the attempt loop.
+
+    A subclass may change each attempt's module (:meth:`_attempt_module`) and act after an
+    attempt below the threshold that is not the last one (:meth:`_advise`, :meth:`_aadvise`).
+    """
 
     module: Module
     N: int
@@ -157,6 +161,52 @@ class RolloutModule(Module):
         self.threshold = threshold
         self.N = N
         self.fail_count = N if fail_count is None else fail_count
+
+    def forward(self, **kwargs: Any) -> Any:
+        """Up to N attempts; see the module docstring."""
+        run = AttemptRun(self, kwargs)
+        for idx, rollout_id in run.rollouts():
+            mod = self._attempt_module(run, rollout_id)
+            try:
+                with record_trace() as trace:
+                    outputs = mod(**kwargs)
+                raw, reward = run.score(outputs)
+                if run.keep(outputs, trace, reward) or idx == self.N - 1:
+                    break
+                self._advise(run, mod, trace, outputs, raw)
+            except Exception as exc:
+                run.failed(idx, rollout_id, exc)
+        return run.finish()
+
+    async def aforward(self, **kwargs: Any) -> Any:
+        """:meth:`forward` for ``await module.acall(...)``."""
+        run = AttemptRun(self, kwargs)
+        for idx, rollout_id in run.rollouts():
+            mod = self._attempt_module(run, rollout_id)
+            try:
+                with record_trace() as trace:
+                    outputs = await mod.acall(**kwargs)
+                raw, reward = await run.ascore(outputs)
+                if run.keep(outputs, trace, reward) or idx == self.N - 1:
+                    break
+                await self._aadvise(run, mod, trace, outputs, raw)
+            except Exception as exc:
+                run.failed(idx, rollout_id, exc)
+        return run.finish()
+
+    def _attempt_module(self, run: AttemptRun, rollout_id: int) -> Module:
+        """The module an attempt runs."""
+        return run.attempt_module(rollout_id)
+
+    def _advise(
+        self, run: AttemptRun, mod: Module, trace: list[TraceEntry], outputs: Any, reward: Any
+    ) -> None:
+        """After an attempt below the threshold (not the last): nothing here."""
+
+    async def _aadvise(
+        self, run: AttemptRun, mod: Module, trace: list[TraceEntry], outputs: Any, reward: Any
+    ) -> None:
+        """:meth:`_advise` for :meth:`aforward`."""
 
     @property
     def reward_fn(self) -> RewardFn:

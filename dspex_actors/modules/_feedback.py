@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import textwrap
 from collections.abc import Mapping
 from typing import Any
@@ -22,8 +21,6 @@ from dspex_actors.primitives import Module
 from dspex_actors.signatures import InputField, OutputField, Signature
 
 __all__ = ["OfferFeedback", "feedback_inputs", "inspect_modules", "source_of"]
-
-logger = logging.getLogger(__name__)
 
 
 class OfferFeedback(Signature):

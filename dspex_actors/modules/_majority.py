@@ -8,7 +8,6 @@ result is a Prediction holding the first completion with the winning value.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,8 +16,6 @@ from dspex_actors.evaluate import normalize_text
 from dspex_actors.primitives import Completions, Prediction
 
 __all__ = ["default_normalize", "majority"]
-
-logger = logging.getLogger(__name__)
 
 
 def default_normalize(value: Any) -> str | None:

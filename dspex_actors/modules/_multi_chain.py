@@ -7,7 +7,6 @@ DSPy 3.4.1's module: the attempts become ``reasoning_attempt_1..M`` inputs (``«
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,8 +16,6 @@ from dspex_actors.primitives import Module, Prediction
 from dspex_actors.signatures import InputField, OutputField, ensure_signature
 
 __all__ = ["MultiChainComparison"]
-
-logger = logging.getLogger(__name__)
 
 
 class MultiChainComparison(Module):

@@ -12,7 +12,6 @@ so DSPy's straggler resubmission (``straggler_limit``) does not apply.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,8 +21,6 @@ from dspex_actors.primitives import Example, Module
 from dspex_actors.primitives._module import install_batch
 
 __all__ = ["Parallel", "run_batch"]
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_NUM_THREADS = 8
 """DSPy's ``settings.num_threads``."""
@@ -133,19 +130,9 @@ def _check_pair(index: int, pair: Any, access_examples: bool) -> None:
         )
 
 
-def run_batch(
-    module: Module,
-    examples: Iterable[Any],
-    *,
-    num_threads: int | None = None,
-    max_errors: int | None = None,
-    return_failed_examples: bool = False,
-    provide_traceback: bool | None = None,
-    disable_progress_bar: bool = False,
-    timeout: float | None = None,
-    straggler_limit: int = 3,
-) -> Any:
-    """``module.batch(examples, ...)``: each Example's inputs (or each dict) through module."""
+def run_batch(module: Module, examples: Iterable[Any], **options: Any) -> Any:
+    """``module.batch(examples, **options)``: each Example's inputs (or each dict) through
+    ``module`` on a ``Parallel(**options)``."""
     pairs: list[Pair] = []
     for index, example in enumerate(examples):
         if isinstance(example, Example):
@@ -161,15 +148,7 @@ def run_batch(
             raise PredictInputError(
                 f"batch: example {index} must be an Example or a dict, got {type(example).__name__}"
             )
-    parallel = Parallel(
-        num_threads=num_threads,
-        max_errors=max_errors,
-        return_failed_examples=return_failed_examples,
-        provide_traceback=provide_traceback,
-        disable_progress_bar=disable_progress_bar,
-        timeout=timeout,
-        straggler_limit=straggler_limit,
-    )
+    parallel = Parallel(**options)
     return parallel.forward(pairs)
 
 

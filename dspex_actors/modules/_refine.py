@@ -8,7 +8,6 @@ run"), exactly as DSPy 3.4.1 adds it; traces record the inputs without the hint.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from dspex_actors.modules._attempts import AttemptRun, RewardFn, RolloutModule
@@ -20,8 +19,6 @@ from dspex_actors.primitives import Module, Prediction
 from dspex_actors.signatures import InputField
 
 __all__ = ["Refine"]
-
-logger = logging.getLogger(__name__)
 
 HINT_FIELD = "hint_"
 HINT_DESC = "A hint to the module from an earlier run"
@@ -45,41 +42,22 @@ class Refine(RolloutModule):
         self.module_code = source_of(type(module))
         self.reward_fn_code = source_of(reward_fn)
 
-    def forward(self, **kwargs: Any) -> Any:
-        """Up to N attempts, with advice between them; see the module docstring."""
-        run = AttemptRun(self, kwargs)
-        for idx, rollout_id in run.rollouts():
-            mod = self._hinted(run.attempt_module(rollout_id), run.advice)
-            try:
-                with record_trace() as trace:
-                    outputs = mod(**kwargs)
-                raw, reward = run.score(outputs)
-                if run.keep(outputs, trace, reward) or idx == self.N - 1:
-                    break
-                feedback = self._feedback_inputs(mod, kwargs, trace, outputs, raw)
-                with record_trace():  # not a part of the program's trace
-                    run.advice = _advice(Predict(OfferFeedback)(**feedback))
-            except Exception as exc:
-                run.failed(idx, rollout_id, exc)
-        return run.finish()
+    def _attempt_module(self, run: AttemptRun, rollout_id: int) -> Module:
+        return self._hinted(run.attempt_module(rollout_id), run.advice)
 
-    async def aforward(self, **kwargs: Any) -> Any:
-        """:meth:`forward` for ``await refine.acall(...)``."""
-        run = AttemptRun(self, kwargs)
-        for idx, rollout_id in run.rollouts():
-            mod = self._hinted(run.attempt_module(rollout_id), run.advice)
-            try:
-                with record_trace() as trace:
-                    outputs = await mod.acall(**kwargs)
-                raw, reward = await run.ascore(outputs)
-                if run.keep(outputs, trace, reward) or idx == self.N - 1:
-                    break
-                feedback = self._feedback_inputs(mod, kwargs, trace, outputs, raw)
-                with record_trace():
-                    run.advice = _advice(await Predict(OfferFeedback).acall(**feedback))
-            except Exception as exc:
-                run.failed(idx, rollout_id, exc)
-        return run.finish()
+    def _advise(
+        self, run: AttemptRun, mod: Module, trace: list[TraceEntry], outputs: Any, reward: Any
+    ) -> None:
+        feedback = self._feedback_inputs(mod, run.kwargs, trace, outputs, reward)
+        with record_trace():  # not a part of the program's trace
+            run.advice = _advice(Predict(OfferFeedback)(**feedback))
+
+    async def _aadvise(
+        self, run: AttemptRun, mod: Module, trace: list[TraceEntry], outputs: Any, reward: Any
+    ) -> None:
+        feedback = self._feedback_inputs(mod, run.kwargs, trace, outputs, reward)
+        with record_trace():
+            run.advice = _advice(await Predict(OfferFeedback).acall(**feedback))
 
     def _feedback_inputs(
         self,

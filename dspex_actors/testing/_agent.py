@@ -12,14 +12,11 @@ from the last observation: text fields get it verbatim, number fields its first 
 from __future__ import annotations
 
 import ast
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["agent_values"]
-
-logger = logging.getLogger(__name__)
 
 STEP_FIELDS = ("next_thought", "next_tool_name", "next_tool_args")
 FINISH = "finish"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
@@ -20,8 +19,6 @@ from dspex_actors.signatures import parse_value, to_jsonable
 from dspex_actors.tools._schema import arg_schema, is_checked_type
 
 __all__ = ["Tool", "describe_callable"]
-
-logger = logging.getLogger(__name__)
 
 
 def describe_callable(func: Any) -> str:

@@ -121,13 +121,9 @@ class Tool:
                 raise ToolArgumentError(
                     f"tool {self.name!r} has no argument {key!r} (its arguments: {list(self.args)})"
                 )
-            annotation = self.arg_types.get(key, Any)
-            if not is_checked_type(annotation):
-                parsed[key] = value
-                continue
             try:
-                parsed[key] = parse_value(value, annotation)
-            except CoercionError as exc:
+                parsed[key] = _read_arg(value, self.arg_types.get(key, Any))
+            except (CoercionError, ValueError) as exc:
                 raise ToolArgumentError(
                     f"tool {self.name!r}: argument {key!r} is invalid: {exc}"
                 ) from exc
@@ -204,6 +200,27 @@ class Tool:
         """A copy sharing the function: a program's deep copy must not copy what tools hold
         (clients, connections)."""
         return copy.copy(self)
+
+
+def _read_arg(value: Any, annotation: Any) -> Any:
+    """``value`` as ``annotation``: basic types with ``parse_value``, others (a pydantic model,
+    a tuple) with pydantic when it is installed; ``Any`` and unknown types as given."""
+    if annotation is Any:
+        return value
+    if is_checked_type(annotation):
+        return parse_value(value, annotation)
+    try:
+        import pydantic
+    except ImportError:
+        return value
+    try:
+        adapter = pydantic.TypeAdapter(annotation)
+    except Exception:  # not a type pydantic knows either: as given
+        return value
+    try:
+        return adapter.validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _parameters(func: Any, inspected: Any) -> Mapping[str, inspect.Parameter]:

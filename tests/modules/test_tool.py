@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pydantic
 import pytest
 from _golden_modules import add, tool_functions
 
@@ -140,3 +141,27 @@ def test_two_tools_with_one_name_are_refused_naming_both() -> None:
     assert "<lambda>" in message
     with pytest.raises(ConfigurationError, match="named 'finish'"):
         dx.ReAct("question -> answer", tools=[dx.Tool(search, name="finish")])
+
+
+class Point(pydantic.BaseModel):
+    x: int
+    y: int = 0
+
+
+def test_a_pydantic_model_argument_is_described_and_validated() -> None:
+    def norm(p: Point, pair: tuple[int, str]) -> str:
+        return f"{p.x},{p.y} {pair}"
+
+    tool = dx.Tool(norm)
+    assert tool.args["p"] == {
+        "properties": {
+            "x": {"title": "X", "type": "integer"},
+            "y": {"default": 0, "title": "Y", "type": "integer"},
+        },
+        "required": ["x"],
+        "title": "Point",
+        "type": "object",
+    }
+    assert tool(p={"x": "3"}, pair=[1, "a"]) == "3,0 (1, 'a')"
+    with pytest.raises(ToolArgumentError, match=r"argument 'p' is invalid"):
+        tool(p={"y": 1}, pair=[1, "a"])

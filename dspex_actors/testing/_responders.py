@@ -317,7 +317,8 @@ class DefaultResponder:
 
     For a DSPy prompt it answers each requested output field (``reasoning`` gets a
     sentence; int/float/bool/list/dict/Literal fields get values of that type; an
-    unsolvable question gets ``placeholder-<field>-<hash>``). Any other prompt gets the
+    unsolvable question gets ``placeholder-<field>-<hash>``). A ReAct prompt is answered as
+    an agent that calls one tool, then finishes (see ``_agent``). Any other prompt gets the
     arithmetic result of the last user message or ``placeholder reply <hash>``.
     """
 

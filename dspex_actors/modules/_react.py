@@ -203,9 +203,6 @@ class ReAct(Module):
         fields["x"] = OutputField()
         return ChatAdapter().format_user_message_content(make_signature(fields), trajectory)
 
-    def __repr__(self) -> str:
-        return f"ReAct(tools={list(self.tools)}, max_iters={self.max_iters})"
-
 
 def _check_max_iters(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

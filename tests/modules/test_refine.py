@@ -155,3 +155,31 @@ def test_bad_arguments_are_refused() -> None:
         dx.BestOfN(predict, N=2, reward_fn=None, threshold=1.0)  # type: ignore[arg-type]
     refine = dx.Refine(predict, N=2, reward_fn=lambda a, p: 1.0, threshold=1.0)
     assert [name for name, _ in refine.named_predictors()] == ["module"]
+
+
+def test_advice_reaches_a_nested_predictor_by_its_name(system_for: SystemFor) -> None:
+    def advise_predict(request: ChatRequest) -> str:
+        if "assign blame" in request.system_text:
+            return ADVICE.replace('"self"', '"predict"')
+        return DefaultResponder()(request)
+
+    _, server = system_for(advise_predict)
+    reward, _ = rewards(0.0, 1.0)
+    refine = dx.Refine(dx.ChainOfThought("question -> answer"), N=2, reward_fn=reward, threshold=1)
+    assert refine(question="What is 7 + 1?").answer == "8"
+    second = server.stats().requests[-1]["messages"][-1]["content"]
+    assert "[[ ## hint_ ## ]]\nAnswer with digits only." in second
+    assert "`module_names`" in server.stats().requests[1]["messages"][0]["content"]
+    assert '[\n  "predict"\n]' in server.stats().requests[1]["messages"][-1]["content"]
+
+
+def test_one_best_of_n_serves_many_threads_at_once(system_for: SystemFor) -> None:
+    system_for()
+
+    def exact(args: dict[str, Any], pred: Any) -> float:
+        return 1.0 if pred.answer.isdigit() else 0.0
+
+    best = dx.BestOfN(dx.Predict("question -> answer"), N=2, reward_fn=exact, threshold=1.0)
+    pairs = [(best, {"question": f"What is {i} + 10?"}) for i in range(12)]
+    results = dx.Parallel(num_threads=6, disable_progress_bar=True)(pairs)
+    assert [r.answer for r in results] == [str(i + 10) for i in range(12)]

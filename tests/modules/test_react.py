@@ -174,3 +174,25 @@ def test_a_saved_agent_loads_into_a_fresh_one(tmp_path: Path) -> None:
     fresh = dx.ReAct("question -> answer", tools=[search]).load(path)
     assert fresh.react.demos[0].next_thought == "t"
     assert fresh.react.signature.instructions == react.react.signature.instructions
+
+
+def test_evaluate_runs_an_agent_on_its_async_path(system_for: SystemFor) -> None:
+    system_for()
+    calls: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        with lock:
+            calls.append((a, b))
+        return a * b
+
+    devset = [
+        dx.Example(question=f"What is {i} times 3?", answer=str(i * 3)).with_inputs("question")
+        for i in range(8)
+    ]
+    react = dx.ReAct("question -> answer", tools=[multiply])
+    assert react.has_native_aforward
+    result = dx.Evaluate(devset=devset, metric=dx.answer_exact_match, num_threads=4)(react)
+    assert result.score == 100.0
+    assert sorted(calls) == [(i, 3) for i in range(8)]

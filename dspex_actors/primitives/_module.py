@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Self
 
-from dspex_actors._errors import ProgramLoadError
+from dspex_actors._errors import ConfigurationError, ProgramLoadError
 from dspex_actors._version import __version__
 
 __all__ = ["Module", "Parameter", "install_batch"]
@@ -156,7 +156,7 @@ class Module:
         the failed examples and their exceptions."""
         run = _Batch.run
         if run is None:
-            raise RuntimeError("Module.batch needs dspex_actors.modules: import dspex_actors")
+            raise ConfigurationError("Module.batch needs dspex_actors.modules: import dspex_actors")
         return run(
             self,
             examples,

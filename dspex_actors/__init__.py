@@ -26,6 +26,7 @@ from dspex_actors._errors import (
     ProgramLoadError,
     SignatureError,
     SignatureTypeError,
+    ToolArgumentError,
 )
 from dspex_actors._version import __version__
 from dspex_actors.adapters import ChatAdapter, JSONAdapter
@@ -37,6 +38,14 @@ from dspex_actors.evaluate import (
     answer_passage_match,
 )
 from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.modules import (
+    BestOfN,
+    MultiChainComparison,
+    Parallel,
+    ReAct,
+    Refine,
+    majority,
+)
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.signatures import (
@@ -54,12 +63,14 @@ from dspex_actors.teleprompt import (
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
 )
+from dspex_actors.tools import Tool
 
 __all__ = [
     "LM",
     "ActorSystem",
     "AdapterParseError",
     "BaseCallback",
+    "BestOfN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "CacheError",
@@ -88,18 +99,24 @@ __all__ = [
     "LabeledFewShot",
     "MalformedResponseError",
     "Module",
+    "MultiChainComparison",
     "OptimizerError",
     "OutputField",
+    "Parallel",
     "ParallelExecutor",
     "Predict",
     "PredictInputError",
     "Prediction",
     "ProgramLoadError",
+    "ReAct",
+    "Refine",
     "Signature",
     "SignatureError",
     "SignatureTypeError",
     "StreamListener",
     "StreamResponse",
+    "Tool",
+    "ToolArgumentError",
     "__version__",
     "answer_exact_match",
     "answer_passage_match",
@@ -107,6 +124,7 @@ __all__ = [
     "context",
     "current_system",
     "ensure_signature",
+    "majority",
     "make_signature",
     "record_trace",
     "streamify",

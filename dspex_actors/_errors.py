@@ -33,6 +33,7 @@ __all__ = [
     "ProgramLoadError",
     "SignatureError",
     "SignatureTypeError",
+    "ToolArgumentError",
 ]
 
 
@@ -190,3 +191,7 @@ class OptimizerError(DSPexError):
     def __init__(self, message: str, *, partial: Any = None):
         super().__init__(message)
         self.partial = partial
+
+
+class ToolArgumentError(DSPexError, ValueError):
+    """A tool was called with arguments it does not take, or values of the wrong type."""

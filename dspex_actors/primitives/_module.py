@@ -20,13 +20,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Self
 
-from dspex_actors._errors import ProgramLoadError
+from dspex_actors._errors import ConfigurationError, ProgramLoadError
 from dspex_actors._version import __version__
 from dspex_actors.telemetry._callbacks import start_hook
 from dspex_actors.telemetry._otel import tracer
 from dspex_actors.telemetry._spans import internal_span
 
-__all__ = ["Module", "Parameter"]
+__all__ = ["Module", "Parameter", "install_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,18 @@ METADATA_KEY = "metadata"
 """The top-level key of a saved program that is not a predictor (as in DSPy)."""
 
 FORMAT_VERSION = 1
+
+
+class _Batch:
+    """Where ``Module.batch`` finds its runner: ``dspex_actors.modules`` installs it on import
+    (which ``import dspex_actors`` always does), as the executor's package imports this one."""
+
+    run: Callable[..., Any] | None = None
+
+
+def install_batch(run: Callable[..., Any]) -> None:
+    """Set the function behind :meth:`Module.batch` (called by ``dspex_actors.modules``)."""
+    _Batch.run = run
 
 
 class Parameter:
@@ -131,6 +143,36 @@ class Module:
         finally:
             if hook is not None:
                 hook.end(outputs, exception)
+
+    def batch(
+        self,
+        examples: Any,
+        num_threads: int | None = None,
+        *,
+        max_errors: int | None = None,
+        return_failed_examples: bool = False,
+        provide_traceback: bool | None = None,
+        disable_progress_bar: bool = False,
+        timeout: float | None = None,
+        straggler_limit: int = 3,
+    ) -> Any:
+        """Run this module on every example's inputs in parallel (``dx.Parallel``'s semantics):
+        the results in order, ``None`` for a failed one; with ``return_failed_examples`` also
+        the failed examples and their exceptions."""
+        run = _Batch.run
+        if run is None:
+            raise ConfigurationError("Module.batch needs dspex_actors.modules: import dspex_actors")
+        return run(
+            self,
+            examples,
+            num_threads=num_threads,
+            max_errors=max_errors,
+            return_failed_examples=return_failed_examples,
+            provide_traceback=provide_traceback,
+            disable_progress_bar=disable_progress_bar,
+            timeout=timeout,
+            straggler_limit=straggler_limit,
+        )
 
     def _span_name(self) -> str:
         return f"{type(self).__name__}.forward"

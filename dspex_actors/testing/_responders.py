@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspex_actors.testing._agent import agent_values
 from dspex_actors.testing._arithmetic import (
     WEAK_WRONG_RATE,
     WEAK_WRONG_RATE_WITH_DEMOS,
@@ -316,7 +317,8 @@ class DefaultResponder:
 
     For a DSPy prompt it answers each requested output field (``reasoning`` gets a
     sentence; int/float/bool/list/dict/Literal fields get values of that type; an
-    unsolvable question gets ``placeholder-<field>-<hash>``). Any other prompt gets the
+    unsolvable question gets ``placeholder-<field>-<hash>``). A ReAct prompt is answered as
+    an agent that calls one tool, then finishes (see ``_agent``). Any other prompt gets the
     arithmetic result of the last user message or ``placeholder reply <hash>``.
     """
 
@@ -324,7 +326,8 @@ class DefaultResponder:
         prompt = parse_dspy_prompt(request)
         if prompt is None:
             return _plain_reply(request)
-        return answer_prompt(prompt)
+        agent = agent_values(prompt.output_fields, prompt.inputs, request.system_text)
+        return render_reply(prompt, agent) if agent is not None else answer_prompt(prompt)
 
 
 class WeakResponder:

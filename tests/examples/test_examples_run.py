@@ -14,6 +14,7 @@ EXAMPLES = REPO_ROOT / "examples"
 TIMEOUT = 120.0
 
 EXPECTED: dict[str, list[str]] = {
+    "agent_tools.py": ["ReAct answer:  'Fredville'", "'lookup_capital', 'finish'", "majority:"],
     "qa_predict.py": ["Predict(QA):", "ChainOfThought:", "reasoning=", "8 concurrent calls:"],
     "evaluate_parallel.py": ["16 workers:", "failed: 0", "retried after 503"],
     "bootstrap_fewshot.py": ["SIMULATED", "before:", "after:  100.0%", "reloaded: 100.0%"],

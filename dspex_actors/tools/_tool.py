@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 
 from dspex_actors._errors import CoercionError, ConfigurationError, ToolArgumentError
 from dspex_actors.signatures import parse_value, to_jsonable
+from dspex_actors.telemetry._callbacks import start_hook
 from dspex_actors.tools._schema import arg_schema, is_checked_type
 
 __all__ = ["Tool", "describe_callable"]
@@ -135,7 +136,34 @@ class Tool:
         return parsed
 
     def __call__(self, **kwargs: Any) -> Any:
-        """Run the tool; an async function is run to completion (not inside a running loop)."""
+        """Run the tool; an async function is run to completion (not inside a running loop).
+        Callbacks' ``on_tool_start``/``end`` hooks run around it, as in DSPy."""
+        hook = start_hook("tool", self, {"kwargs": kwargs})
+        if hook is None:
+            return self._call(kwargs)
+        try:
+            result = self._call(kwargs)
+        except BaseException as exc:
+            hook.end(None, exc)
+            raise
+        hook.end(result, None)
+        return result
+
+    async def acall(self, **kwargs: Any) -> Any:
+        """``await tool.acall(**args)``: awaits an async function; a plain function runs on a
+        worker thread so it never blocks the event loop (between the same hooks)."""
+        hook = start_hook("tool", self, {"kwargs": kwargs})
+        if hook is None:
+            return await self._acall(kwargs)
+        try:
+            result = await self._acall(kwargs)
+        except BaseException as exc:
+            hook.end(None, exc)
+            raise
+        hook.end(result, None)
+        return result
+
+    def _call(self, kwargs: dict[str, Any]) -> Any:
         result = self.func(**self.parse_args(kwargs))
         if not inspect.isawaitable(result):
             return result
@@ -150,9 +178,7 @@ class Tool:
             f"use `await tool.acall(...)` (or `await module.acall(...)`)"
         )
 
-    async def acall(self, **kwargs: Any) -> Any:
-        """``await tool.acall(**args)``: awaits an async function; a plain function runs on a
-        worker thread so it never blocks the event loop."""
+    async def _acall(self, kwargs: dict[str, Any]) -> Any:
         parsed = self.parse_args(kwargs)
         if inspect.iscoroutinefunction(self.func) or inspect.iscoroutinefunction(
             getattr(self.func, "__call__", None)  # noqa: B004 -- an async __call__ method

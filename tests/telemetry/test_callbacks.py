@@ -163,3 +163,22 @@ def test_evaluate_and_compile_hooks(lm_server: LocalLMServer) -> None:
 def test_bad_callbacks_setting() -> None:
     with pytest.raises(dx.ConfigurationError, match="callbacks must be a list"):
         dx.configure(callbacks=Recorder())
+
+
+def test_tool_hooks() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class ToolRecorder(dx.BaseCallback):
+        def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+            seen.append(("start", (instance.name, inputs)))
+
+        def on_tool_end(self, call_id: str, outputs: Any, exception: Any = None) -> None:
+            seen.append(("end", (outputs, exception)))
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    with dx.context(callbacks=[ToolRecorder()]):
+        assert dx.Tool(add)(a=2, b=3) == 5
+    assert seen == [("start", ("add", {"kwargs": {"a": 2, "b": 3}})), ("end", (5, None))]

@@ -28,7 +28,7 @@ from dspex_actors._errors import (
     SignatureTypeError,
 )
 from dspex_actors._version import __version__
-from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.evaluate import (
     Evaluate,
     EvaluationResult,
@@ -40,6 +40,7 @@ from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.signatures import (
+    History,
     InputField,
     OutputField,
     Signature,
@@ -73,6 +74,7 @@ __all__ = [
     "EvaluationResult",
     "Example",
     "ExampleTimeoutError",
+    "History",
     "InputField",
     "JSONAdapter",
     "LMConnectionError",
@@ -98,6 +100,7 @@ __all__ = [
     "SignatureTypeError",
     "StreamListener",
     "StreamResponse",
+    "XMLAdapter",
     "__version__",
     "answer_exact_match",
     "answer_passage_match",

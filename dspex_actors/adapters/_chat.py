@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dspex_actors._errors import AdapterParseError, CoercionError
+from dspex_actors._errors import AdapterParseError, CoercionError, PredictInputError
 from dspex_actors.adapters._base import (
     AsyncRequestFn,
     RequestFn,
@@ -27,6 +27,7 @@ from dspex_actors.adapters._base import (
 )
 from dspex_actors.signatures import (
     FieldInfo,
+    History,
     Signature,
     annotation_allows_none,
     ensure_signature,
@@ -163,13 +164,40 @@ class ChatAdapter:
     def format(
         self, signature: type[Signature] | str, demos: Iterable[Any], inputs: Mapping[str, Any]
     ) -> list[dict[str, str]]:
-        """The messages: system, demo user/assistant pairs, then the final user turn."""
+        """The messages: system, demo user/assistant pairs, History turns, the final user turn."""
         sig = ensure_signature(signature)
+        values = dict(demo_to_dict(inputs))
         messages = [{"role": "system", "content": self.format_system_message(sig)}]
         messages.extend(self.format_demos(sig, demos))
-        content = self.format_user_message_content(sig, demo_to_dict(inputs), main_request=True)
+        history_name = next(
+            (name for name, f in sig.input_fields.items() if f.annotation is History), None
+        )
+        if history_name is not None:
+            sig = sig.delete(history_name)
+            history = values.pop(history_name, None)
+            if history is not None:
+                messages.extend(
+                    self.format_conversation_history(sig, _as_history(history_name, history))
+                )
+        content = self.format_user_message_content(sig, values, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
+        return messages
+
+    def format_conversation_history(
+        self, signature: type[Signature], history: History
+    ) -> list[dict[str, str]]:
+        """Each History message as a user turn (its inputs, with the output request when it has
+        any) and an assistant turn (its outputs); ``signature`` is the one without the field."""
+        messages: list[dict[str, str]] = []
+        for message in history.messages:
+            asks = any(name in message for name in signature.input_fields)
+            content = self.format_user_message_content(signature, message, main_request=asks)
+            if content:
+                messages.append({"role": "user", "content": content})
+            reply = self.format_assistant_message_content(signature, message)
+            if reply:
+                messages.append({"role": "assistant", "content": reply})
         return messages
 
     def format_system_message(self, signature: type[Signature]) -> str:
@@ -334,6 +362,19 @@ class ChatAdapter:
             if name is not None and name not in raw and name in sig.output_fields:
                 raw[name] = "\n".join(lines).strip()
         return _coerce_outputs(type(self).__name__, sig, raw, completion)
+
+
+def _as_history(name: str, value: Any) -> History:
+    """A History input value: a History, or its ``{"messages": [...]}`` form."""
+    if isinstance(value, History):
+        return value
+    try:
+        return History.model_validate(value)
+    except ValueError as exc:
+        raise PredictInputError(
+            f"input field `{name}` is a History: pass dx.History(messages=[{{...}}, ...]) "
+            f"(dicts keyed by the signature's fields), got {type(value).__name__}: {exc}"
+        ) from None
 
 
 def _coerce_outputs(

@@ -12,6 +12,7 @@ from dspex_actors.signatures._field import (
     OutputField,
     infer_prefix,
 )
+from dspex_actors.signatures._history import History
 from dspex_actors.signatures._signature import (
     RESERVED_FIELD_NAMES,
     Signature,
@@ -22,27 +23,34 @@ from dspex_actors.signatures._signature import (
 from dspex_actors.signatures._types import (
     annotation_allows_none,
     annotation_name,
+    contains_model,
+    is_model_type,
     json_schema,
     parse_annotation,
+    type_adapter,
 )
 
 __all__ = [
     "RESERVED_FIELD_NAMES",
     "FieldInfo",
     "FieldKind",
+    "History",
     "InputField",
     "OutputField",
     "Signature",
     "SignatureMeta",
     "annotation_allows_none",
     "annotation_name",
+    "contains_model",
     "ensure_signature",
     "format_value",
     "infer_prefix",
+    "is_model_type",
     "json_schema",
     "loads_tolerant",
     "make_signature",
     "parse_annotation",
     "parse_value",
     "to_jsonable",
+    "type_adapter",
 ]

@@ -1,16 +1,16 @@
 """Reading LM text as a field's type (``parse_value``); writing values into prompts.
 
-Follows DSPy 3.4.1 (``dspy/adapters/utils.py``) without pydantic or json_repair: ``str`` is kept
-as is; other types are decoded as JSON, then as a Python literal, then (tolerantly) with code
-fences stripped, trailing commas dropped and unclosed brackets closed; the decoded value is then
+Follows DSPy 3.4.1 (``dspy/adapters/utils.py``) without json_repair: ``str`` is kept as is;
+other types are decoded as JSON, then as a Python literal, then (tolerantly) with code fences
+stripped, trailing commas dropped and unclosed brackets closed; the decoded value is then
 checked and converted to the annotation (pydantic-"lax"-like: ``"5"``/``5.0`` -> ``5``,
-``"true"``/``"yes"`` -> ``True``, Literal/Enum by value or name).
+``"true"``/``"yes"`` -> ``True``, Literal/Enum by value or name). A type holding a pydantic
+model or a dataclass is validated by pydantic itself, as DSPy does.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import datetime
 import decimal
 import enum
@@ -26,8 +26,11 @@ from dspex_actors._errors import CoercionError
 from dspex_actors.signatures._types import (
     NoneType,
     annotation_name,
+    contains_model,
     is_enum_type,
+    is_model_type,
     is_union,
+    type_adapter,
 )
 
 __all__ = ["format_value", "parse_value", "to_jsonable"]
@@ -174,6 +177,8 @@ def _balanced_prefix(text: str) -> str:
 def _convert(value: Any, annotation: Any) -> Any:
     if annotation is Any:
         return value
+    if contains_model(annotation):
+        return _validate_model(value, annotation)
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -213,6 +218,20 @@ def _convert(value: Any, annotation: Any) -> Any:
     if is_union(annotation):
         return _to_union(value, args)
     raise _NoMatch(f"unsupported type {annotation_name(annotation)}")
+
+
+def _validate_model(value: Any, annotation: Any) -> Any:
+    """pydantic's (lax) validation of ``value`` as ``annotation``; errors listed by location."""
+    import pydantic
+
+    try:
+        return type_adapter(annotation).validate_python(value)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise _NoMatch(f"{exc.error_count()} validation error(s): {problems}") from None
 
 
 def _to_bool(value: Any) -> bool:
@@ -408,8 +427,8 @@ def to_jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if is_model_type(type(value)):  # as DSPy: pydantic's JSON-mode dump of the value's type
+        return type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         try:

@@ -22,6 +22,7 @@ import inspect
 import keyword
 import logging
 import sys
+import types
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, get_origin
@@ -33,6 +34,7 @@ from dspex_actors.signatures._types import (
     annotation_name,
     check_annotation,
     is_enum_type,
+    is_model_type,
     parse_annotation,
 )
 
@@ -274,11 +276,16 @@ def _is_classvar(annotation: Any) -> bool:
 
 
 def _module_enums(module_name: Any) -> dict[str, Any]:
-    """Enum classes visible in the defining module, for string (postponed) annotations."""
+    """Enum, model classes and modules visible in the defining module, for string (postponed)
+    annotations (``person: Person``, ``history: dx.History``)."""
     module = sys.modules.get(module_name) if isinstance(module_name, str) else None
     if module is None:
         return {}
-    return {k: v for k, v in vars(module).items() if is_enum_type(v)}
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if is_enum_type(v) or is_model_type(v) or isinstance(v, types.ModuleType)
+    }
 
 
 class Signature(metaclass=SignatureMeta):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from _golden_cases import PARSE_CASES, build_cases
+from _golden_type_cases import build_type_cases
 
 import dspex_actors.signatures as sigs
 from dspex_actors import AdapterParseError
@@ -28,8 +29,8 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def test_every_case_has_a_golden_file() -> None:
-    recorded = {p.stem for p in GOLDEN.glob("*.json")} - {"parse_cases"}
-    assert recorded == set(CASES)
+    recorded = {p.stem for p in GOLDEN.glob("*.json")} - {"parse_cases", "model_parse_cases"}
+    assert recorded == set(CASES) | {case[0] for case in build_type_cases(sigs)}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -23,6 +23,7 @@ class ChainOfThought(Module):
 
     A Module wrapping one :class:`Predict` named ``predict`` (as in DSPy, so saved
     files carry over) whose signature has ``reasoning`` prepended to the outputs.
+    ``lm=``, ``adapter=`` and LM parameters (``**config``) go to that predictor.
     """
 
     predict: Predict

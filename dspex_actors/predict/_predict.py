@@ -15,9 +15,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, Self
 
-from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
+from dspex_actors._errors import (
+    ConfigurationError,
+    PredictInputError,
+    ProgramLoadError,
+    SignatureError,
+)
 from dspex_actors._types import LMRequest, LMResponse, Message
 from dspex_actors.adapters import ChatAdapter
+from dspex_actors.lm import LM
 from dspex_actors.predict._sigstring import signature_to_string
 from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
@@ -30,8 +36,15 @@ __all__ = ["Predict"]
 
 logger = logging.getLogger(__name__)
 
-_SHARED_ON_COPY = frozenset({"lm", "signature", "callbacks"})
-"""Attributes a deep copy shares: immutable values (signature, LM) and hooks."""
+_SHARED_ON_COPY = frozenset({"lm", "adapter", "signature", "callbacks"})
+"""Attributes a deep copy shares: immutable values (signature, LM), the adapter and hooks."""
+
+_CALL_ONLY = {
+    "demos": "set predictor.demos = [...] after construction, or pass demos=[...] to a call",
+    "signature": "pass the signature as the first argument",
+    "config": "pass LM parameters as keywords: Predict(sig, temperature=0.7, n=3)",
+}
+"""Keywords a call takes for itself: at construction they would reach the LM as parameters."""
 
 _N_TEMPERATURE = 0.7
 """DSPy raises a near-zero temperature to this when ``n > 1`` so choices differ."""
@@ -76,21 +89,40 @@ class Predict(Module, Parameter):
     ``Predict("question -> answer")(question="...")``. ``**config`` are default LM
     request parameters (temperature, max_tokens, n, rollout_id, cache); a call can
     override them with ``config={...}``, its demos with ``demos=[...]`` and its LM with
-    ``lm=``. ``predict.lm`` overrides the system's LM for this predictor.
+    ``lm=``. ``lm=`` (or ``predict.lm``) overrides the system's LM for this predictor's
+    calls, ``adapter=`` (or ``predict.adapter``) the adapter (a :class:`ChatAdapter`,
+    ``JSONAdapter`` or ``XMLAdapter``); both are checked here, not at the first call.
     """
 
     signature: Any
     config: dict[str, Any]
     lm: Any
+    adapter: ChatAdapter | None
     demos: list[Any]
     traces: list[Any]
     train: list[Any]
 
-    def __init__(self, signature: Any, callbacks: list[Any] | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        signature: Any,
+        callbacks: list[Any] | None = None,
+        *,
+        lm: Any = None,
+        adapter: Any = None,
+        **config: Any,
+    ) -> None:
         super().__init__(callbacks=callbacks)
         self.signature = ensure_signature(signature)
+        for key, advice in _CALL_ONLY.items():
+            if key in config:
+                raise ConfigurationError(
+                    f"{type(self).__name__}(..., {key}=...) is not a construction option "
+                    f"(it would be sent to the LM as a parameter): {advice}"
+                )
         self.config = dict(config)
         self.reset()
+        self.lm = _checked_lm(type(self).__name__, lm)
+        self.adapter = _checked_adapter(type(self).__name__, adapter)
 
     def reset(self) -> None:
         """Forget demos and the LM override (DSPy's reset)."""
@@ -124,7 +156,9 @@ class Predict(Module, Parameter):
         def request_fn(messages: Sequence[Message], params: Mapping[str, Any]) -> LMResponse:
             return system.request(call.request(messages, params), lm=call.lm)
 
-        outputs = _adapter()(request_fn, call.signature, call.demos, call.inputs, call.params)
+        outputs = self._adapter()(
+            request_fn, call.signature, call.demos, call.inputs, call.params
+        )
         return self._finish(call, *outputs)
 
     async def aforward(self, **kwargs: Any) -> Prediction:
@@ -142,7 +176,7 @@ class Predict(Module, Parameter):
             request = call.request(messages, params)
             return await system.arequest(request, lm=call.lm, sink=stream)
 
-        completions, response = await _adapter().acall(
+        completions, response = await self._adapter().acall(
             arequest_fn, call.signature, call.demos, call.inputs, call.params
         )
         if stream is not None:  # inside streamify: the listened fields' last pieces
@@ -154,6 +188,10 @@ class Predict(Module, Parameter):
             self._positional(args)
         result: Prediction = await super().acall(**kwargs)
         return result
+
+    def _adapter(self) -> ChatAdapter:
+        """This predictor's adapter if it has one, else the default."""
+        return self.adapter if self.adapter is not None else _adapter()
 
     def _prepare(self, kwargs: dict[str, Any]) -> _PreparedCall:
         """Check the call's arguments and settle its signature, demos, LM and parameters."""
@@ -361,6 +399,35 @@ class Predict(Module, Parameter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({signature_to_string(self.signature)})"
+
+
+def _checked_lm(owner: str, lm: Any) -> Any:
+    """``lm=`` of a constructor: None or a :class:`dspex_actors.LM`."""
+    if lm is None or isinstance(lm, LM):
+        return lm
+    if isinstance(lm, str):
+        raise ConfigurationError(
+            f"{owner}(..., lm={lm!r}): lm= takes an LM, not a model name; "
+            f"write lm=dx.LM({lm!r}, api_base=..., api_key=...)"
+        )
+    raise ConfigurationError(
+        f"{owner}(..., lm=...): lm= takes a dx.LM(...), got {type(lm).__name__}"
+    )
+
+
+def _checked_adapter(owner: str, adapter: Any) -> ChatAdapter | None:
+    """``adapter=`` of a constructor: None or an adapter instance."""
+    if adapter is None or isinstance(adapter, ChatAdapter):
+        return adapter
+    if isinstance(adapter, type) and issubclass(adapter, ChatAdapter):
+        raise ConfigurationError(
+            f"{owner}(..., adapter={adapter.__name__}): pass an instance, "
+            f"adapter={adapter.__name__}()"
+        )
+    raise ConfigurationError(
+        f"{owner}(..., adapter=...): adapter= takes dx.ChatAdapter(), dx.JSONAdapter() or "
+        f"dx.XMLAdapter(), got {type(adapter).__name__}"
+    )
 
 
 def _own_state(state: Any) -> Any:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from dspex_actors.evaluate._table import format_table
 from dspex_actors.evaluate._worker import ExampleFailure
 
 __all__ = ["EvaluationResult"]
@@ -89,6 +90,15 @@ class EvaluationResult:
 
     def __len__(self) -> int:
         return len(self.results)
+
+    def __float__(self) -> float:
+        """The score, so ``float(result)`` works as it does on DSPy's result."""
+        return float(self.score)
+
+    def table(self, max_rows: int | None = None) -> str:
+        """The results as a plain-text table (what ``display_table`` prints): the first
+        ``max_rows`` rows, all when None."""
+        return format_table(self.rows(), self.metric_name, max_rows)
 
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
         return iter(self.results)

@@ -38,7 +38,7 @@ from dspex_actors.evaluate import (
 )
 from dspex_actors.lm import LM, LMRequest, LMResponse
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
-from dspex_actors.primitives import Example, Module, Prediction
+from dspex_actors.primitives import Example, Module, Prediction, load
 from dspex_actors.signatures import (
     History,
     InputField,
@@ -107,6 +107,7 @@ __all__ = [
     "configure",
     "current_system",
     "ensure_signature",
+    "load",
     "make_signature",
     "record_trace",
     "streamify",

@@ -13,18 +13,23 @@ import copy
 import json
 import logging
 import os
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Self
 
 from dspex_actors._errors import ProgramLoadError
 from dspex_actors._version import __version__
+from dspex_actors.primitives._program_pickle import (
+    dependency_versions,
+    load_program,
+)
+from dspex_actors.primitives._program_pickle import save_program as save_program_file
 
-__all__ = ["Module", "Parameter"]
+__all__ = ["Module", "Parameter", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +304,21 @@ class Module:
             param.load_state(saved[name])
         return self
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the program's state as JSON (DSPy's layout; never credentials)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        save_program: bool = False,
+        modules_to_serialize: list[ModuleType] | None = None,
+    ) -> None:
+        """Write the program's state as JSON (DSPy's layout; never credentials).
+
+        ``save_program=True``: write the whole program (its classes and code too) to the
+        directory ``path`` with cloudpickle, as DSPy does; read it back with
+        ``dx.load(path, allow_pickle=True)``. Needs the ``[pickle]`` extra.
+        """
+        if save_program:
+            save_program_file(self, path, _metadata(), modules_to_serialize)
+            return
         target = Path(path)
         state = self.dump_state()
         state[METADATA_KEY] = _metadata()
@@ -318,6 +336,19 @@ class Module:
     def __repr__(self) -> str:
         lines = [f"{name} = {param!r}" for name, param in self.named_parameters()]
         return f"{type(self).__name__}(" + "".join(f"\n  {line}" for line in lines) + ")"
+
+
+def load(path: str | os.PathLike[str], allow_pickle: bool = False) -> Module:
+    """A whole program saved with ``save(dir, save_program=True)`` (DSPy's ``dspy.load``).
+
+    Refused unless ``allow_pickle=True``: unpickling runs code from the file.
+    """
+    program = load_program(path, allow_pickle=allow_pickle)
+    if not isinstance(program, Module):
+        raise ProgramLoadError(
+            f"{path} holds a {type(program).__name__}, not a program (a dx.Module)"
+        )
+    return program
 
 
 def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -341,9 +372,8 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _metadata() -> dict[str, Any]:
     """DSPy's metadata entry plus our own; DSPy reads only ``dependency_versions``."""
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return {
-        "dependency_versions": {"python": python},
+        "dependency_versions": dependency_versions(),
         "dspex_actors": {"version": __version__, "format": FORMAT_VERSION},
     }
 

@@ -19,6 +19,7 @@ from dspex_actors.signatures._signature import (
     SignatureMeta,
     ensure_signature,
     make_signature,
+    rebuild_signature,
 )
 from dspex_actors.signatures._types import (
     annotation_allows_none,
@@ -51,6 +52,7 @@ __all__ = [
     "make_signature",
     "parse_annotation",
     "parse_value",
+    "rebuild_signature",
     "to_jsonable",
     "type_adapter",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "SignatureMeta",
     "ensure_signature",
     "make_signature",
+    "rebuild_signature",
 ]
 
 logger = logging.getLogger(__name__)
@@ -269,6 +270,20 @@ class SignatureMeta(type):
         return f"{', '.join(cls._dspex_inputs)} -> {', '.join(cls._dspex_outputs)}"
 
 
+def rebuild_signature(
+    name: str, qualname: str, module: str, fields: Mapping[str, FieldInfo], instructions: str
+) -> type[Signature]:
+    """A signature class from its parts (derivations, and unpickling a saved program)."""
+    namespace: dict[str, Any] = {
+        "__doc__": instructions,
+        "__module__": module,
+        "__qualname__": qualname,
+        "__annotations__": {key: f.annotation for key, f in fields.items()},
+    }
+    namespace.update(fields)
+    return SignatureMeta(name, (Signature,), namespace)  # type: ignore[return-value]
+
+
 def _is_classvar(annotation: Any) -> bool:
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
@@ -293,14 +308,9 @@ class Signature(metaclass=SignatureMeta):
 
     @classmethod
     def _derive(cls, fields: Mapping[str, FieldInfo], instructions: str) -> type[Signature]:
-        namespace: dict[str, Any] = {
-            "__doc__": instructions,
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "__annotations__": {name: f.annotation for name, f in fields.items()},
-        }
-        namespace.update(fields)
-        return SignatureMeta(cls.__name__, (Signature,), namespace)  # type: ignore[return-value]
+        return rebuild_signature(
+            cls.__name__, cls.__qualname__, cls.__module__, fields, instructions
+        )
 
     @classmethod
     def with_instructions(cls, instructions: str) -> type[Signature]:

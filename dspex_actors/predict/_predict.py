@@ -24,7 +24,10 @@ from dspex_actors._errors import (
 from dspex_actors._types import LMRequest, LMResponse, Message
 from dspex_actors.adapters import ChatAdapter
 from dspex_actors.lm import LM
-from dspex_actors.predict._sigstring import signature_to_string
+from dspex_actors.predict._sigstring import (
+    signature_from_default_instructions,
+    signature_to_string,
+)
 from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
 from dspex_actors.primitives._module import METADATA_KEY
@@ -374,23 +377,40 @@ class Predict(Module, Parameter):
         return self
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], name: str = "self") -> Predict:
-        """Rebuild a predictor from its saved state alone (needs the saved signature string)."""
+    def from_state(
+        cls, state: Mapping[str, Any], name: str = "self", signature: Any = None
+    ) -> Predict:
+        """Rebuild a predictor from its saved state alone.
+
+        The signature comes from ``signature`` when given, else from the saved signature
+        string (written by this library), else -- for a file saved by DSPy, which records
+        neither names nor types -- from DSPy's default instructions (``Given the fields
+        `a`, produce the fields `b`.``), every field typed ``str``.
+        """
         sig_state = state.get("signature") if isinstance(state, Mapping) else None
-        string = sig_state.get("string") if isinstance(sig_state, Mapping) else None
+        if not isinstance(sig_state, Mapping):
+            raise ProgramLoadError(f"saved predictor '{name}' has no 'signature' object")
+        instructions = sig_state.get("instructions")
+        if signature is not None:
+            return cls(ensure_signature(signature)).load_state(state, name=name)
+        string = sig_state.get("string")
         if not isinstance(string, str) or not string:
+            string = signature_from_default_instructions(sig_state)
+        if string is None:
             raise ProgramLoadError(
-                f"saved predictor '{name}' has no signature string (saved by DSPy or an older "
-                "version?): build the program in code and call program.load(path)"
+                f"saved predictor '{name}' has no signature string (a file saved by DSPy, "
+                "which records neither field names nor types, with instructions of its own): "
+                "give the signature -- dspex-actors evaluate --signature 'question -> answer' "
+                "or load_program(path, signature=...) -- or build the program in code and "
+                "call program.load(path)"
             )
-        instructions = sig_state.get("instructions") if isinstance(sig_state, Mapping) else None
         try:
-            signature = ensure_signature(string, instructions=instructions)
+            rebuilt = ensure_signature(string, instructions=instructions)
         except SignatureError as exc:
             raise ProgramLoadError(
                 f"saved predictor '{name}': cannot rebuild its signature {string!r}: {exc}"
             ) from exc
-        return cls(signature).load_state(state, name=name)
+        return cls(rebuilt).load_state(state, name=name)
 
     # -- display ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -379,13 +380,16 @@ def _metadata() -> dict[str, Any]:
 
 
 def _json_default(value: Any) -> Any:
-    """JSON fallback for demo values: Enums, sets, tuples and models become plain data."""
+    """JSON fallback for demo values: Enums, sets, tuples, models and dataclasses become
+    plain data."""
     to_dict = getattr(value, "toDict", None)
     if callable(to_dict):
         return to_dict()
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
         return model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, set | frozenset | tuple):

@@ -551,8 +551,9 @@ def make_signature(
 ) -> type[Signature]:
     """Build a signature class from a string or a mapping ``name -> (type, field)`` / field.
 
-    ``custom_types`` maps names used in the string to Enum classes (no frame inspection,
-    no imports, no eval). Without ``instructions`` DSPy's default is used:
+    ``custom_types`` maps names used in the string to Enum, pydantic model or dataclass
+    types, or modules (``{"Person": Person}``, ``{"dx": dx}``; no frame inspection, no
+    imports, no eval). Without ``instructions`` DSPy's default is used:
     ``"Given the fields `a`, `b`, produce the fields `c`."``.
     """
     if isinstance(signature, str):

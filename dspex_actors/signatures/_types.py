@@ -139,8 +139,8 @@ def annotation_from_node(
             f"field `{field}`: unknown or unsupported type {what!r} "
             "(supported: str, int, float, bool, "
             "Any, list[...], dict[..., ...], Optional[...], Union[...], Literal[...], X | None, "
-            "and Enum, pydantic BaseModel and dataclass types visible where the signature "
-            "is defined)"
+            "and Enum, pydantic BaseModel and dataclass types: in a class, those visible in "
+            "its module; in a string, those passed as custom_types={'Name': Name})"
         )
 
     def literal_value(n: ast.expr) -> Any:

@@ -161,3 +161,22 @@ def test_bad_constructor_options_are_refused_at_construction(
         dx.Predict("question -> answer", **kwargs)
     with pytest.raises(dx.ConfigurationError, match=match):
         dx.ChainOfThought("question -> answer", **kwargs)
+
+
+def test_demos_holding_models_and_dataclasses_save_as_json(tmp_path: Any) -> None:
+    predict = dx.Predict(Extract)
+    predict.demos = [
+        dx.Example(text="t", person=Person(name="Ann", age=3), where=Point(x=1.0, y=2.0))
+    ]
+    predict.save(tmp_path / "p.json")
+    state = json.loads((tmp_path / "p.json").read_text())
+    assert state["demos"] == [
+        {
+            "text": "t",
+            "person": {"name": "Ann", "age": 3, "address": None},
+            "where": {"x": 1.0, "y": 2.0},
+        }
+    ]
+    fresh = dx.Predict(Extract).load(tmp_path / "p.json")
+    before = dx.ChatAdapter().format(Extract, predict.demos, {"text": "u"})
+    assert dx.ChatAdapter().format(Extract, fresh.demos, {"text": "u"}) == before

@@ -399,6 +399,14 @@ def _coerce_outputs(
             parsed=parsed,
             bad_fields=bad,
         )
+    return complete_outputs(adapter, signature, parsed, completion)
+
+
+def complete_outputs(
+    adapter: str, signature: type[Signature], parsed: Mapping[str, Any], completion: str
+) -> dict[str, Any]:
+    """The parsed outputs in signature order, missing optional ones as None; a missing
+    required one is an :class:`AdapterParseError`."""
     result: dict[str, Any] = {}
     for name, field in signature.output_fields.items():
         if name in parsed:

@@ -20,11 +20,10 @@ from xml.sax.saxutils import quoteattr
 
 from dspex_actors._errors import CoercionError
 from dspex_actors.adapters._base import parse_error, translate_field_type
-from dspex_actors.adapters._chat import STRUCTURE_INTRO, ChatAdapter
+from dspex_actors.adapters._chat import STRUCTURE_INTRO, ChatAdapter, complete_outputs
 from dspex_actors.signatures import (
     FieldInfo,
     Signature,
-    annotation_allows_none,
     ensure_signature,
     format_value,
     parse_value,
@@ -151,17 +150,7 @@ class XMLAdapter(ChatAdapter):
                     parsed=parsed,
                     bad_fields=[name],
                 ) from None
-        result: dict[str, Any] = {}
-        for name, field in sig.output_fields.items():
-            if name in parsed:
-                result[name] = parsed[name]
-            elif annotation_allows_none(field.annotation):
-                result[name] = None
-        if len(result) != len(sig.output_fields):
-            raise parse_error(
-                adapter, sig, completion, problem="output fields are missing", parsed=result
-            )
-        return result
+        return complete_outputs(adapter, sig, parsed, completion)
 
 
 def _escape(text: str) -> str:

@@ -570,14 +570,7 @@ def make_signature(
     if not isinstance(signature_name, str) or not signature_name.isidentifier():
         raise SignatureError(f"signature_name must be an identifier, got {signature_name!r}")
     doc = instructions if instructions is not None else _default_instructions(fields)
-    namespace: dict[str, Any] = {
-        "__doc__": doc,
-        "__module__": __name__,
-        "__qualname__": signature_name,
-        "__annotations__": {name: f.annotation for name, f in fields.items()},
-    }
-    namespace.update(fields)
-    return SignatureMeta(signature_name, (Signature,), namespace)  # type: ignore[return-value]
+    return rebuild_signature(signature_name, signature_name, __name__, fields, doc)
 
 
 def ensure_signature(

@@ -3,11 +3,13 @@
 Shared by the golden tests and ``golden/record_with_dspy.py`` (which runs them on DSPy 3.4.1).
 ``build_type_cases(lib)`` takes ``dspex_actors`` or ``dspy`` (both have ``Signature``,
 ``InputField``, ``OutputField`` and ``History``) and returns the same tuples as
-``_golden_cases.build_cases``. ``MODEL_PARSE_CASES`` are replies parsed into these types.
+``_golden_cases.build_cases``. ``MODEL_PARSE_CASES`` are replies parsed into these types;
+``plain`` turns parse results into JSON data for the goldens.
 """
 
 
 import dataclasses
+import enum
 from typing import Any, Optional, Union
 
 import pydantic
@@ -41,6 +43,21 @@ class Route:
 
     points: list[Point]
     closed: bool = False
+
+
+def plain(value: Any) -> Any:
+    """A parsed value as plain JSON data, tagged with its Enum or model class name."""
+    if isinstance(value, enum.Enum):
+        return {"enum": type(value).__name__, "value": value.value}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, pydantic.BaseModel):
+        return {"model": type(value).__name__, "value": value.model_dump(mode="json")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"model": type(value).__name__, "value": plain(dataclasses.asdict(value))}
+    return value
 
 
 def build_type_cases(lib: Any) -> list[tuple[str, str, Any, list[dict[str, Any]], dict[str, Any]]]:

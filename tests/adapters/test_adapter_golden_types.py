@@ -6,14 +6,12 @@ The goldens were written by ``golden/record_with_dspy.py`` running DSPy 3.4.1 on
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _golden_type_cases import MODEL_PARSE_CASES, build_type_cases
+from _golden_type_cases import MODEL_PARSE_CASES, build_type_cases, plain
 
 import dspex_actors as dx
 from dspex_actors import AdapterParseError
@@ -31,20 +29,6 @@ ADAPTERS: dict[str, type[ChatAdapter]] = {
 def _load(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
     return data
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return {"enum": type(value).__name__, "value": value.value}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return {"model": type(value).__name__, "value": value.model_dump(mode="json")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"model": type(value).__name__, "value": _plain(dataclasses.asdict(value))}
-    return value
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -71,4 +55,4 @@ def test_typed_parse_matches_dspy(name: str, case: str, kind: str, completion: s
         assert info.value.lm_response == completion
         assert info.value.missing_fields
     else:
-        assert _plain(adapter.parse(signature, completion)) == expected["ok"]
+        assert plain(adapter.parse(signature, completion)) == expected["ok"]

@@ -12,8 +12,6 @@ It writes ``<case>.json`` (the messages DSPy's ChatAdapter/JSONAdapter/XMLAdapte
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import sys
 import warnings
@@ -27,22 +25,7 @@ warnings.filterwarnings("ignore")
 
 import dspy  # noqa: E402
 from _golden_cases import PARSE_CASES, build_cases  # noqa: E402
-from _golden_type_cases import MODEL_PARSE_CASES, build_type_cases  # noqa: E402
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return {"enum": type(value).__name__, "value": value.value}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return {"model": type(value).__name__, "value": value.model_dump(mode="json")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"model": type(value).__name__, "value": _plain(dataclasses.asdict(value))}
-    return value
-
+from _golden_type_cases import MODEL_PARSE_CASES, build_type_cases, plain  # noqa: E402
 
 ADAPTERS = {"chat": "ChatAdapter", "json": "JSONAdapter", "xml": "XMLAdapter"}
 
@@ -59,7 +42,7 @@ def main() -> None:
     for name, signature_text, completion in PARSE_CASES:
         signature = dspy.Signature(signature_text)
         try:
-            parsed[name] = {"ok": _plain(dspy.ChatAdapter().parse(signature, completion))}
+            parsed[name] = {"ok": plain(dspy.ChatAdapter().parse(signature, completion))}
         except Exception as exc:
             parsed[name] = {"error": type(exc).__name__}
     (HERE / "parse_cases.json").write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
@@ -68,7 +51,7 @@ def main() -> None:
         signature = type_cases[case][2]
         try:
             adapter = getattr(dspy, ADAPTERS[kind])()
-            parsed[name] = {"ok": _plain(adapter.parse(signature, completion))}
+            parsed[name] = {"ok": plain(adapter.parse(signature, completion))}
         except Exception as exc:
             parsed[name] = {"error": type(exc).__name__}
     text = json.dumps(parsed, indent=2, ensure_ascii=False) + "\n"

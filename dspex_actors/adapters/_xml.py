@@ -141,12 +141,14 @@ class XMLAdapter(ChatAdapter):
                 continue
             try:
                 parsed[name] = _read_field(elements[name], field.annotation)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
+                deep = isinstance(exc, RecursionError)  # an LM reply nested thousands deep
+                reason = "the value is nested too deeply" if deep else str(exc)
                 raise parse_error(
                     adapter,
                     sig,
                     completion,
-                    problem=f"field `{name}`: {exc}",
+                    problem=f"field `{name}`: {reason}",
                     parsed=parsed,
                     bad_fields=[name],
                 ) from None

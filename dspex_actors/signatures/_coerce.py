@@ -66,12 +66,15 @@ def parse_value(value: Any, annotation: Any) -> Any:
     try:
         return _parse(value, annotation)
     except _NoMatch as exc:
-        shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
-        raise CoercionError(
-            f"cannot read {shown!r} as {annotation_name(annotation)}: {exc.reason}",
-            annotation=annotation,
-            value=value,
-        ) from None
+        reason = exc.reason
+    except RecursionError:  # an LM reply nested thousands of levels deep
+        reason = "the value is nested too deeply"
+    shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
+    raise CoercionError(
+        f"cannot read {shown!r} as {annotation_name(annotation)}: {reason}",
+        annotation=annotation,
+        value=value,
+    ) from None
 
 
 def _parse(value: Any, annotation: Any) -> Any:
@@ -127,7 +130,7 @@ _UNDECODED = object()
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if len(text) <= _MAX_LITERAL_EVAL:
         try:

@@ -7,7 +7,6 @@ Shared by the golden tests and ``golden/record_with_dspy.py`` (which runs them o
 ``plain`` turns parse results into JSON data for the goldens.
 """
 
-
 import dataclasses
 import enum
 from typing import Any, Optional, Union
@@ -237,7 +236,7 @@ MODEL_PARSE_CASES: list[tuple[str, str, str, str]] = [
         "xml_nested_ok",
         "xml_nested_types",
         "xml",
-        "<tags><item>a</item><item>b</item></tags><counts><a>1</a><entry key=\"b-c\">2</entry>"
+        '<tags><item>a</item><item>b</item></tags><counts><a>1</a><entry key="b-c">2</entry>'
         "</counts><score>0.25</score><note>x &lt; y</note>",
     ),
     ("xml_bad", "xml_qa", "xml", "<answer>unclosed"),

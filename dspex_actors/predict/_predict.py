@@ -39,12 +39,11 @@ __all__ = ["Predict"]
 
 logger = logging.getLogger(__name__)
 
-_SHARED_ON_COPY = frozenset({"lm", "adapter", "signature", "callbacks"})
+_SHARED_ON_COPY = frozenset({"lm", "init_lm", "adapter", "signature", "callbacks"})
 """Attributes a deep copy shares: immutable values (signature, LM), the adapter and hooks."""
 
 _CALL_ONLY = {
     "demos": "set predictor.demos = [...] after construction, or pass demos=[...] to a call",
-    "signature": "pass the signature as the first argument",
     "config": "pass LM parameters as keywords: Predict(sig, temperature=0.7, n=3)",
 }
 """Keywords a call takes for itself: at construction they would reach the LM as parameters."""
@@ -100,6 +99,7 @@ class Predict(Module, Parameter):
     signature: Any
     config: dict[str, Any]
     lm: Any
+    init_lm: Any
     adapter: ChatAdapter | None
     demos: list[Any]
     traces: list[Any]
@@ -123,13 +123,15 @@ class Predict(Module, Parameter):
                     f"(it would be sent to the LM as a parameter): {advice}"
                 )
         self.config = dict(config)
-        self.reset()
-        self.lm = _checked_lm(type(self).__name__, lm)
+        self.init_lm = _checked_lm(type(self).__name__, lm)
         self.adapter = _checked_adapter(type(self).__name__, adapter)
+        self.reset()
 
     def reset(self) -> None:
-        """Forget demos and the LM override (DSPy's reset)."""
-        self.lm = None
+        """Forget demos and an LM set after construction (DSPy's reset). An ``lm=`` given
+        to the constructor stays: optimizers reset their student, and a compiled program
+        must not silently move to another LM."""
+        self.lm = self.init_lm
         self.traces = []
         self.train = []
         self.demos = []

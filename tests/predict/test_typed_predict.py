@@ -141,6 +141,10 @@ def test_predict_lm_is_used_for_its_calls(
     assert other.stats().requests_total == 1
     assert other.stats().requests[0]["temperature"] == 0.3
     assert dx.Predict("question -> answer")(question="q").answer == "from default"
+    assert qa.reset_copy().lm is qa.lm  # an optimizer's reset keeps the constructor's LM
+    qa.lm = make_lm(default_server)
+    qa.reset()
+    assert qa.lm is qa.init_lm
 
 
 @pytest.mark.parametrize(

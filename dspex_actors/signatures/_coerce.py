@@ -11,6 +11,7 @@ model or a dataclass is validated by pydantic itself, as DSPy does.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime
 import decimal
 import enum
@@ -415,27 +416,41 @@ def _format_blob(item: Any) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """A JSON-compatible form of ``value`` (what pydantic's ``dump_python(mode="json")`` gives)."""
+    """A JSON-compatible form of ``value``: what DSPy's ``serialize_for_json`` gives, pydantic's
+    ``TypeAdapter(type(value)).dump_python(value, mode="json")``.
+
+    A model or dataclass value is dumped by its own type (a float field holding ``0`` gives
+    ``0.0``); inside a container pydantic infers each item's type, and a dataclass there keeps
+    its field values as they are, as here.
+    """
+    if is_model_type(type(value)):
+        return type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
+    return _inferred_jsonable(value)
+
+
+def _inferred_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
+        return _inferred_jsonable(value.value)
     if isinstance(value, Mapping):
-        return {_jsonable_key(k): to_jsonable(v) for k, v in value.items()}
+        return {_jsonable_key(k): _inferred_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+        return [_inferred_jsonable(v) for v in value]
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):
         return str(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
-    if is_model_type(type(value)):  # as DSPy: pydantic's JSON-mode dump of the value's type
-        return type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
-    dump = getattr(value, "model_dump", None)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _inferred_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    dump = getattr(value, "model_dump", None)  # a pydantic model: its own serializer
     if callable(dump):
         try:
-            return to_jsonable(dump(mode="json"))
+            return _inferred_jsonable(dump(mode="json"))
         except Exception:
             logger.debug("model_dump failed for %s; using str()", type(value).__name__)
     return str(value)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from dspex_actors._errors import SignatureTypeError
+from dspex_actors.signatures._history import History
 
 if TYPE_CHECKING:
     import pydantic
@@ -54,6 +55,7 @@ _SIMPLE_NAMES: dict[str, Any] = {
     "List": list,
     "dict": dict,
     "Dict": dict,
+    "History": History,
 }
 _GENERIC_NAMES = {"Optional", "Union", "Literal"}
 _SCALARS = (str, int, float, bool, NoneType)
@@ -137,9 +139,9 @@ def annotation_from_node(
     def unknown(what: str) -> SignatureTypeError:
         return SignatureTypeError(
             f"field `{field}`: unknown or unsupported type {what!r} "
-            "(supported: str, int, float, bool, "
-            "Any, list[...], dict[..., ...], Optional[...], Union[...], Literal[...], X | None, "
-            "and Enum, pydantic BaseModel and dataclass types: in a class, those visible in "
+            "(supported: str, int, float, bool, Any, History, list[...], dict[..., ...], "
+            "Optional[...], Union[...], Literal[...], X | None, and Enum, pydantic BaseModel "
+            "and dataclass types: in a class, those visible in "
             "its module; in a string, those passed as custom_types={'Name': Name})"
         )
 

@@ -89,6 +89,14 @@ def build_type_cases(lib: Any) -> list[tuple[str, str, Any, list[dict[str, Any]]
         history: lib.History = lib.InputField()  # type: ignore[name-defined]
         answer: str = lib.OutputField()
 
+    class Review(lib.Signature):  # type: ignore[misc,name-defined]
+        """Decide whether to hire the candidate."""
+
+        candidate: Person = lib.InputField(desc="who applied")
+        stops: list[Point] = lib.InputField()
+        backup: Optional[Person] = lib.InputField()  # noqa: UP045
+        hire: bool = lib.OutputField()
+
     class QA(lib.Signature):  # type: ignore[misc,name-defined]
         """Answer questions with short factoid answers."""
 
@@ -170,6 +178,13 @@ def build_type_cases(lib: Any) -> list[tuple[str, str, Any, list[dict[str, Any]]
             Chat,
             [{"question": "Capital of Spain?", "answer": "Madrid"}],
             {"question": "And of Italy?", "history": history},
+        ),
+        (
+            "model_input",
+            "chat",
+            Review,
+            [],
+            {"candidate": ada, "stops": [Point(0, 0), Point(1.5, 2, "b")], "backup": None},
         ),
         ("json_model_output", "json", Extract, [extract_demo], {"text": "Bob is 40."}),
         ("xml_qa", "xml", QA, qa_demos, {"question": "Largest planet?"}),

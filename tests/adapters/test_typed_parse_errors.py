@@ -81,3 +81,12 @@ def test_unsupported_types_are_still_refused_by_name() -> None:
 
     with pytest.raises(dx.SignatureTypeError, match="field `x`: unsupported type 'Plain'"):
         dx.make_signature({"q": (str, dx.InputField()), "x": (Plain, dx.OutputField())})
+
+
+def test_history_is_a_type_name_in_string_signatures() -> None:
+    signature = dx.Signature("question, history: History -> answer")
+    assert signature.input_fields["history"].annotation is dx.History
+    person = dx.Signature("text -> people: list[Person]", custom_types={"Person": Person})
+    assert person.output_fields["people"].annotation == list[Person]
+    dotted = dx.make_signature("text, h: dx.History -> a", custom_types={"dx": dx})
+    assert dotted.input_fields["h"].annotation is dx.History

@@ -98,7 +98,7 @@ class ChatAdapter:
             try:
                 return JSONAdapter()(request_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
-                raise _fallback_failed(sig, first, second) from second
+                raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
     async def acall(
         self,
@@ -126,7 +126,7 @@ class ChatAdapter:
             try:
                 return await JSONAdapter().acall(arequest_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
-                raise _fallback_failed(sig, first, second) from second
+                raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
     def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """The request parameters of a call (a subclass may add its own)."""
@@ -421,11 +421,11 @@ def complete_outputs(
 
 
 def _fallback_failed(
-    signature: type[Signature], first: AdapterParseError, second: AdapterParseError
+    adapter: str, signature: type[Signature], first: AdapterParseError, second: AdapterParseError
 ) -> AdapterParseError:
-    """The error when both the chat-format parse and its JSON-mode retry failed."""
+    """The error when both the adapter's own parse and its JSON-mode retry failed."""
     return AdapterParseError(
-        f"ChatAdapter failed and so did its one JSON-mode retry. First: {first} "
+        f"{adapter} failed and so did its one JSON-mode retry. First: {first} "
         f"Retry: {second}",
         signature=signature,
         missing_fields=second.missing_fields,

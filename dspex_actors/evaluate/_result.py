@@ -11,6 +11,7 @@ from typing import Any
 
 from dspex_actors.evaluate._table import format_table
 from dspex_actors.evaluate._worker import ExampleFailure
+from dspex_actors.signatures import is_model_type, to_jsonable
 
 __all__ = ["EvaluationResult"]
 
@@ -41,6 +42,8 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    if is_model_type(type(value)):  # a pydantic model or dataclass output: its JSON form
+        return to_jsonable(value)
     fields = _as_dict(value)
     if fields is not None:
         return {str(k): _jsonable(v) for k, v in fields.items()}

@@ -119,7 +119,7 @@ def test_a_history_input_of_the_wrong_shape_is_refused(system_for: SystemFor) ->
 
 
 def test_xml_adapter_end_to_end(system_for: SystemFor) -> None:
-    text = "<person><name>Ann</name><age>30</age></person>\n<where>\n{\"x\": 1, \"y\": 1}\n</where>"
+    text = '<person><name>Ann</name><age>30</age></person>\n<where>\n{"x": 1, "y": 1}\n</where>'
     _, server = system_for(fixed_responder(text))
     pred = dx.Predict(Extract, adapter=dx.XMLAdapter())(text="Ann is 30")
     assert pred.person == Person(name="Ann", age=30)
@@ -184,3 +184,25 @@ def test_demos_holding_models_and_dataclasses_save_as_json(tmp_path: Any) -> Non
     fresh = dx.Predict(Extract).load(tmp_path / "p.json")
     before = dx.ChatAdapter().format(Extract, predict.demos, {"text": "u"})
     assert dx.ChatAdapter().format(Extract, fresh.demos, {"text": "u"}) == before
+
+
+def test_a_json_adapter_per_predictor_asks_for_json(system_for: SystemFor) -> None:
+    reply_json = json.dumps({"person": {"name": "Cy", "age": 9}, "where": {"x": 0, "y": 0}})
+    _, server = system_for(fixed_responder(reply_json))
+    pred = dx.Predict(Extract, adapter=dx.JSONAdapter())(text="Cy is 9")
+    assert pred.person == Person(name="Cy", age=9)
+    assert server.stats().requests[0]["response_format"] == {"type": "json_object"}
+
+
+def test_model_outputs_export_as_json_rows(system_for: SystemFor, tmp_path: Any) -> None:
+    text = reply(person={"name": "Bob", "age": 40}, where={"x": 1, "y": 2})
+    system_for(fixed_responder(text))
+    devset = [dx.Example(text="Bob", age=40).with_inputs("text")]
+    result = dx.Evaluate(
+        devset=devset, metric=lambda ex, pred, trace=None: pred.person.age == ex.age
+    )(dx.Predict(Extract))
+    assert float(result) == 100.0
+    result.save_as_json(tmp_path / "rows.json")
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert rows[0]["person"] == {"name": "Bob", "age": 40, "address": None}
+    assert rows[0]["where"] == {"x": 1.0, "y": 2.0}

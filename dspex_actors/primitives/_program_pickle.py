@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dspex_actors._errors import ConfigurationError, ProgramLoadError
 
@@ -47,6 +48,28 @@ def _cloudpickle() -> ModuleType:
     return module
 
 
+def _saved_lm_settings(lm: Any) -> dict[str, Any]:
+    """An LM's settings as a saved program holds them: no API key, and a proxy or api_base
+    URL that carries a user or password is left out (the loaded LM follows the environment's
+    proxy; an api_base keeps its host without the credentials)."""
+    settings: dict[str, Any] = lm.settings()
+    proxy = settings.get("proxy")
+    if isinstance(proxy, str) and _has_userinfo(proxy):
+        logger.warning("the saved program's LM %s uses the environment's proxy", lm.model)
+        settings["proxy"] = None
+    base = settings.get("api_base")
+    if isinstance(base, str) and _has_userinfo(base):
+        parts = urlsplit(base)
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        settings["api_base"] = urlunsplit(parts._replace(netloc=netloc))
+    return settings
+
+
+def _has_userinfo(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
+
+
 def _restore_lm(settings: dict[str, Any]) -> Any:
     from dspex_actors.lm import LM
 
@@ -63,7 +86,7 @@ def _pickle(program: Any, handle: Any) -> None:
 
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, LM):
-                return _restore_lm, (obj.settings(),)
+                return _restore_lm, (_saved_lm_settings(obj),)
             if isinstance(obj, SignatureMeta) and obj is not Signature:
                 parts = (obj.__name__, obj.__qualname__, obj.__module__)
                 return rebuild_signature, (*parts, dict(obj.fields), obj.instructions)

@@ -79,6 +79,22 @@ def test_whole_program_round_trip_without_credentials(
     assert server.stats().requests_total == 2
 
 
+def test_credentials_in_proxy_and_api_base_urls_stay_out(tmp_path: Path) -> None:
+    lm = dx.LM(
+        "openai/m",
+        api_base="http://user:base-secret@127.0.0.1:9/v1",
+        api_key=API_KEY,
+        proxy="http://proxyuser:proxy-secret@127.0.0.1:3128",
+    )
+    dx.Predict("q -> a", lm=lm).save(tmp_path / "p", save_program=True)
+    data = (tmp_path / "p" / "program.pkl").read_bytes()
+    for secret in (API_KEY, "base-secret", "proxy-secret", "proxyuser"):
+        assert secret.encode() not in data
+    loaded = dx.load(tmp_path / "p", allow_pickle=True)
+    assert loaded.lm.api_base == "http://127.0.0.1:9/v1"
+    assert loaded.lm.proxy is None
+
+
 def test_load_refuses_without_allow_pickle(tmp_path: Path) -> None:
     dx.Predict("q -> a").save(tmp_path / "p", save_program=True)
     with pytest.raises(dx.ProgramLoadError, match="unpickling runs code from the file"):

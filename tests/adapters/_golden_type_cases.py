@@ -187,6 +187,7 @@ def build_type_cases(lib: Any) -> list[tuple[str, str, Any, list[dict[str, Any]]
             {"candidate": ada, "stops": [Point(0, 0), Point(1.5, 2, "b")], "backup": None},
         ),
         ("json_model_output", "json", Extract, [extract_demo], {"text": "Bob is 40."}),
+        ("json_history", "json", Chat, [], {"question": "And of Italy?", "history": history}),
         ("xml_qa", "xml", QA, qa_demos, {"question": "Largest planet?"}),
         ("xml_model_output", "xml", Extract, [extract_demo], {"text": "Bob is 40."}),
         ("xml_roster", "xml", Roster, [roster_demo], {"snippets": ["Carol from Paris"]}),

@@ -35,7 +35,7 @@ from dspex_actors.signatures import ensure_signature
 from dspex_actors.streaming._session import current_session
 from dspex_actors.system import ActorSystem, current_system
 
-__all__ = ["Predict"]
+__all__ = ["Predict", "check_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +116,10 @@ class Predict(Module, Parameter):
     ) -> None:
         super().__init__(callbacks=callbacks)
         self.signature = ensure_signature(signature)
-        for key, advice in _CALL_ONLY.items():
-            if key in config:
-                raise ConfigurationError(
-                    f"{type(self).__name__}(..., {key}=...) is not a construction option "
-                    f"(it would be sent to the LM as a parameter): {advice}"
-                )
+        check_options(type(self).__name__, lm, adapter, config)
         self.config = dict(config)
-        self.init_lm = _checked_lm(type(self).__name__, lm)
-        self.adapter = _checked_adapter(type(self).__name__, adapter)
+        self.init_lm = lm
+        self.adapter = adapter
         self.reset()
 
     def reset(self) -> None:
@@ -423,10 +418,22 @@ class Predict(Module, Parameter):
         return f"{type(self).__name__}({signature_to_string(self.signature)})"
 
 
-def _checked_lm(owner: str, lm: Any) -> Any:
-    """``lm=`` of a constructor: None or a :class:`dspex_actors.LM`."""
+def check_options(owner: str, lm: Any, adapter: Any, config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` saying what to do unless a predictor constructor's
+    ``lm=``, ``adapter=`` and LM parameters are usable."""
+    for key, advice in _CALL_ONLY.items():
+        if key in config:
+            raise ConfigurationError(
+                f"{owner}(..., {key}=...) is not a construction option "
+                f"(it would be sent to the LM as a parameter): {advice}"
+            )
+    _check_lm(owner, lm)
+    _check_adapter(owner, adapter)
+
+
+def _check_lm(owner: str, lm: Any) -> None:
     if lm is None or isinstance(lm, LM):
-        return lm
+        return
     if isinstance(lm, str):
         raise ConfigurationError(
             f"{owner}(..., lm={lm!r}): lm= takes an LM, not a model name; "
@@ -437,10 +444,9 @@ def _checked_lm(owner: str, lm: Any) -> Any:
     )
 
 
-def _checked_adapter(owner: str, adapter: Any) -> ChatAdapter | None:
-    """``adapter=`` of a constructor: None or an adapter instance."""
+def _check_adapter(owner: str, adapter: Any) -> None:
     if adapter is None or isinstance(adapter, ChatAdapter):
-        return adapter
+        return
     if isinstance(adapter, type) and issubclass(adapter, ChatAdapter):
         raise ConfigurationError(
             f"{owner}(..., adapter={adapter.__name__}): pass an instance, "

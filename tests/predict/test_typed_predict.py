@@ -161,10 +161,12 @@ def test_predict_lm_is_used_for_its_calls(
 def test_bad_constructor_options_are_refused_at_construction(
     kwargs: dict[str, Any], match: str
 ) -> None:
-    with pytest.raises(dx.ConfigurationError, match=match):
+    with pytest.raises(dx.ConfigurationError, match=match) as info:
         dx.Predict("question -> answer", **kwargs)
-    with pytest.raises(dx.ConfigurationError, match=match):
+    assert str(info.value).startswith("Predict(")
+    with pytest.raises(dx.ConfigurationError, match=match) as info:
         dx.ChainOfThought("question -> answer", **kwargs)
+    assert str(info.value).startswith("ChainOfThought(")
 
 
 def test_demos_holding_models_and_dataclasses_save_as_json(tmp_path: Any) -> None:

@@ -208,3 +208,14 @@ def test_model_outputs_export_as_json_rows(system_for: SystemFor, tmp_path: Any)
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert rows[0]["person"] == {"name": "Bob", "age": 40, "address": None}
     assert rows[0]["where"] == {"x": 1.0, "y": 2.0}
+
+
+def test_a_bad_lm_at_call_time_is_refused_before_any_request(system_for: SystemFor) -> None:
+    _, server = system_for(fixed_responder(reply(answer="x")))
+    qa = dx.Predict("question -> answer")
+    with pytest.raises(dx.ConfigurationError, match="lm= takes an LM, not a model name"):
+        qa(question="q", lm="openai/gpt-4o-mini")
+    qa.lm = "openai/gpt-4o-mini"
+    with pytest.raises(dx.ConfigurationError, match="lm= takes an LM"):
+        qa(question="q")
+    assert server.stats().requests_total == 0

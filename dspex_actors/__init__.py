@@ -29,7 +29,7 @@ from dspex_actors._errors import (
     ToolArgumentError,
 )
 from dspex_actors._version import __version__
-from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.evaluate import (
     Evaluate,
     EvaluationResult,
@@ -47,8 +47,9 @@ from dspex_actors.modules import (
     majority,
 )
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
-from dspex_actors.primitives import Example, Module, Prediction
+from dspex_actors.primitives import Example, Module, Prediction, load
 from dspex_actors.signatures import (
+    History,
     InputField,
     OutputField,
     Signature,
@@ -86,6 +87,7 @@ __all__ = [
     "EvaluationResult",
     "Example",
     "ExampleTimeoutError",
+    "History",
     "InputField",
     "JSONAdapter",
     "LMConnectionError",
@@ -117,6 +119,7 @@ __all__ = [
     "StreamResponse",
     "Tool",
     "ToolArgumentError",
+    "XMLAdapter",
     "__version__",
     "answer_exact_match",
     "answer_passage_match",
@@ -124,6 +127,7 @@ __all__ = [
     "context",
     "current_system",
     "ensure_signature",
+    "load",
     "majority",
     "make_signature",
     "record_trace",

@@ -70,13 +70,22 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
         help="score a saved program on a JSONL dataset",
         description=(
             "Evaluate a program saved with program.save() (its signature is in the file) "
-            "on a JSONL dataset (one JSON object per line holding the program's input "
-            "fields and the gold answer), in parallel; print the score and optionally "
-            "write one result per example."
+            "or with DSPy's program.save() (the signature comes from DSPy's default "
+            "instructions, or from --signature) on a JSONL dataset (one JSON object per "
+            "line holding the program's input fields and the gold answer), in parallel; "
+            "print the score and optionally write one result per example."
         ),
     )
     parser.add_argument("program", metavar="PROGRAM.json", help="a saved program")
     parser.add_argument("data", metavar="DATA.jsonl", help="the examples, one JSON object a line")
+    parser.add_argument(
+        "--signature",
+        metavar="SIG",
+        help=(
+            "the program's signature, e.g. 'question -> answer: int', for a file saved by "
+            "DSPy (which records no types); for a ChainOfThought leave out 'reasoning'"
+        ),
+    )
     parser.add_argument(
         "--output", metavar="RESULTS.jsonl", help="write one JSON result per example here"
     )
@@ -185,7 +194,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, "--output")
     lm = lm_from_args(args)
-    program = load_program(args.program)
+    program = load_program(args.program, signature=args.signature)
     signature = _predictor_signature(program)
     inputs = list(signature.input_fields)
     outputs = [name for name in signature.output_fields if name != "reasoning"]

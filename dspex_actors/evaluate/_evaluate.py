@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import numbers
 import os
+import sys
 import types
 from collections.abc import Callable, Iterable, Sized
 from typing import Any, Final
@@ -64,8 +65,9 @@ class Evaluate:
     in ``result.failures``. ``max_errors`` (``None``: no limit; DSPy's default is 10):
     once more examples than that failed, the run stops and :class:`EvaluationAborted`
     carries the partial :class:`EvaluationResult`; Ctrl-C does the same. The devset can
-    be any iterable, consumed lazily. Every argument except ``devset`` placement can be
-    overridden per call.
+    be any iterable, consumed lazily. ``display_table`` (True, or a number of rows) prints
+    the results as a plain-text table at the end. Every argument except ``devset``
+    placement can be overridden per call.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Evaluate:
         metric: Metric | None = None,
         num_threads: int | None = None,
         display_progress: bool = False,
+        display_table: bool | int = False,
         max_errors: int | None = None,
         failure_score: float = 0.0,
         timeout: float | None = None,
@@ -86,6 +89,7 @@ class Evaluate:
         self.metric = metric
         self.num_threads = num_threads
         self.display_progress = display_progress
+        self.display_table = _checked_table(display_table)
         self.max_errors = max_errors
         self.failure_score = failure_score
         self.timeout = timeout
@@ -129,6 +133,7 @@ class Evaluate:
         num_threads: int | None = None,
         display_progress: bool | None = None,
         *,
+        display_table: bool | int | None = None,
         max_errors: int | _Unset | None = _UNSET,
         failure_score: float | None = None,
         timeout: float | _Unset | None = _UNSET,
@@ -148,6 +153,7 @@ class Evaluate:
             devset=devset,
             num_threads=num_threads,
             display_progress=display_progress,
+            display_table=display_table,
             max_errors=max_errors,
             failure_score=failure_score,
             timeout=timeout,
@@ -168,6 +174,7 @@ class Evaluate:
         num_threads: int | None = None,
         display_progress: bool | None = None,
         *,
+        display_table: bool | int | None = None,
         max_errors: int | _Unset | None = _UNSET,
         failure_score: float | None = None,
         timeout: float | _Unset | None = _UNSET,
@@ -184,6 +191,7 @@ class Evaluate:
             devset=devset,
             num_threads=num_threads,
             display_progress=display_progress,
+            display_table=display_table,
             max_errors=max_errors,
             failure_score=failure_score,
             timeout=timeout,
@@ -212,6 +220,7 @@ class Evaluate:
         devset: Iterable[Any] | None,
         num_threads: int | None,
         display_progress: bool | None,
+        display_table: bool | int | None,
         max_errors: int | _Unset | None,
         failure_score: float | None,
         timeout: float | _Unset | None,
@@ -250,6 +259,7 @@ class Evaluate:
             executor_args=executor_args,
             failure_score=self.failure_score if failure_score is None else failure_score,
             show=self.display_progress if display_progress is None else display_progress,
+            table=self.display_table if display_table is None else _checked_table(display_table),
             total=len(devset) if isinstance(devset, Sized) else None,
             csv_path=self.save_as_csv if save_as_csv is None else save_as_csv,
             json_path=self.save_as_json if save_as_json is None else save_as_json,
@@ -309,6 +319,7 @@ class _Plan:
     executor_args: tuple[int | None, int | None, float | None, bool]
     failure_score: float
     show: bool
+    table: bool | int
     total: int | None
     csv_path: str | os.PathLike[str] | None
     json_path: str | os.PathLike[str] | None
@@ -354,11 +365,22 @@ class _Plan:
             result.score,
             len(result.failures),
         )
+        if self.table is not False and self.table != 0:
+            limit = None if self.table is True else int(self.table)
+            sys.stdout.write(result.table(limit) + "\n")
         if self.csv_path is not None:
             result.save_as_csv(self.csv_path)
         if self.json_path is not None:
             result.save_as_json(self.json_path)
         return result
+
+
+def _checked_table(value: Any) -> bool | int:
+    """``display_table``: True (every row), False, or a row count."""
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
+        return value
+    msg = f"display_table takes True, False or a number of rows >= 0, got {value!r}"
+    raise ConfigurationError(msg)
 
 
 def _inputs_of(example: Any) -> dict[str, Any]:

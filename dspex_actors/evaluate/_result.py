@@ -9,7 +9,9 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from dspex_actors.evaluate._table import format_table
 from dspex_actors.evaluate._worker import ExampleFailure
+from dspex_actors.signatures import is_model_type, to_jsonable
 
 __all__ = ["EvaluationResult"]
 
@@ -40,6 +42,8 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    if is_model_type(type(value)):  # a pydantic model or dataclass output: its JSON form
+        return to_jsonable(value)
     fields = _as_dict(value)
     if fields is not None:
         return {str(k): _jsonable(v) for k, v in fields.items()}
@@ -89,6 +93,15 @@ class EvaluationResult:
 
     def __len__(self) -> int:
         return len(self.results)
+
+    def __float__(self) -> float:
+        """The score, so ``float(result)`` works as it does on DSPy's result."""
+        return float(self.score)
+
+    def table(self, max_rows: int | None = None) -> str:
+        """The results as a plain-text table (what ``display_table`` prints): the first
+        ``max_rows`` rows, all when None."""
+        return format_table(self.rows(), self.metric_name, max_rows)
 
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
         return iter(self.results)

@@ -286,10 +286,14 @@ class LM:
 
     def copy(self, **changes: Any) -> LM:
         """A new LM with some settings or request parameters changed."""
-        current: dict[str, Any] = {
+        return LM(**{**self.settings(), "api_key": self._api_key, **changes})
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this LM, without the API key (a saved
+        program holds these; its LM takes the key from the environment when loaded)."""
+        return {
             "model": self.model,
             "api_base": self.api_base,
-            "api_key": self._api_key,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "timeout": self.timeout,
@@ -304,8 +308,6 @@ class LM:
             "on_circuit_open": self.on_circuit_open,
             **self._extra,
         }
-        current.update(changes)
-        return LM(**current)
 
     def make_request(
         self,

@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Self
 
 from dspex_actors._errors import ConfigurationError, ProgramLoadError
 from dspex_actors._version import __version__
+from dspex_actors.primitives._program_pickle import (
+    dependency_versions,
+    load_program,
+)
+from dspex_actors.primitives._program_pickle import save_program as save_program_file
 from dspex_actors.telemetry._callbacks import start_hook
 from dspex_actors.telemetry._otel import tracer
 from dspex_actors.telemetry._spans import internal_span
 
-__all__ = ["Module", "Parameter", "install_batch"]
+__all__ = ["Module", "Parameter", "install_batch", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -331,8 +337,21 @@ class Module:
             param.load_state(saved[name])
         return self
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the program's state as JSON (DSPy's layout; never credentials)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        save_program: bool = False,
+        modules_to_serialize: list[ModuleType] | None = None,
+    ) -> None:
+        """Write the program's state as JSON (DSPy's layout; never credentials).
+
+        ``save_program=True``: write the whole program (its classes and code too) to the
+        directory ``path`` with cloudpickle, as DSPy does; read it back with
+        ``dx.load(path, allow_pickle=True)``. Needs the ``[pickle]`` extra.
+        """
+        if save_program:
+            save_program_file(self, path, _metadata(), modules_to_serialize)
+            return
         target = Path(path)
         state = self.dump_state()
         state[METADATA_KEY] = _metadata()
@@ -350,6 +369,19 @@ class Module:
     def __repr__(self) -> str:
         lines = [f"{name} = {param!r}" for name, param in self.named_parameters()]
         return f"{type(self).__name__}(" + "".join(f"\n  {line}" for line in lines) + ")"
+
+
+def load(path: str | os.PathLike[str], allow_pickle: bool = False) -> Module:
+    """A whole program saved with ``save(dir, save_program=True)`` (DSPy's ``dspy.load``).
+
+    Refused unless ``allow_pickle=True``: unpickling runs code from the file.
+    """
+    program = load_program(path, allow_pickle=allow_pickle)
+    if not isinstance(program, Module):
+        raise ProgramLoadError(
+            f"{path} holds a {type(program).__name__}, not a program (a dx.Module)"
+        )
+    return program
 
 
 def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -373,21 +405,23 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _metadata() -> dict[str, Any]:
     """DSPy's metadata entry plus our own; DSPy reads only ``dependency_versions``."""
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return {
-        "dependency_versions": {"python": python},
+        "dependency_versions": dependency_versions(),
         "dspex_actors": {"version": __version__, "format": FORMAT_VERSION},
     }
 
 
 def _json_default(value: Any) -> Any:
-    """JSON fallback for demo values: Enums, sets, tuples and models become plain data."""
+    """JSON fallback for demo values: Enums, sets, tuples, models and dataclasses become
+    plain data."""
     to_dict = getattr(value, "toDict", None)
     if callable(to_dict):
         return to_dict()
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
         return model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, set | frozenset | tuple):

@@ -64,9 +64,8 @@ def _score(metric: Metric, example: Any, prediction: Any) -> Any:
         raise MetricError(f"metric {name} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(score, numbers.Real):
         if isinstance(score, numbers.Integral) and abs(int(score)) > _EXACT_FLOAT_INT:
-            raise MetricError(
-                f"metric {name} returned a huge int ({int(score):.3e}); expected a score"
-            )
+            bits = int(score).bit_length()
+            raise MetricError(f"metric {name} returned a huge int ({bits} bits); expected a score")
         if math.isfinite(float(score)):
             return score
     msg = (

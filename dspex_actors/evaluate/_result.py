@@ -114,14 +114,17 @@ class EvaluationResult:
         ]
         if self.failures:
             lines.append("failures by kind:")
+            said: set[str] = set()
             for kind, count, first in kinds_of(self.failures):
                 message = first.message.splitlines()[0] if first.message else ""
+                said.add(message)
                 lines.append(f"  {kind}: {count} (first #{first.index}: {message})")
             lines.append("failures:")
             ordered = sorted(self.failures, key=lambda f: f.index)
             for failure in ordered[:max_failures]:
                 message = failure.message.splitlines()[0] if failure.message else ""
-                lines.append(f"  #{failure.index} {failure.error_type}: {message}")
+                shown = "(as above)" if message in said else message
+                lines.append(f"  #{failure.index} {failure.error_type}: {shown}")
             if len(ordered) > max_failures:
                 lines.append(f"  ... {len(ordered) - max_failures} more")
             lines.append(f"failed indices: {self.failed_indices}")

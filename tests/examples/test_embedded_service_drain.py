@@ -5,47 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from dspex_actors.testing import LocalLMServer
+from tests._support import LineReader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "examples" / "embedded_service.py"
 WAIT = 60.0
 IN_FLIGHT = 8
-
-
-def _lines(stream: IO[str]) -> queue.Queue[str]:
-    """The stream's lines, read on a thread so each wait is bounded."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _wait_line(lines: queue.Queue[str], prefix: str) -> str:
-    while True:
-        line = lines.get(timeout=WAIT)
-        assert line != "", f"the service exited before printing {prefix!r}"
-        if line.startswith(prefix):
-            return line
 
 
 def _predict(base: str, question: str) -> dict[str, Any]:
@@ -92,22 +70,22 @@ def test_sigterm_drains_and_the_backlog_fits_the_concurrency(
     )
     try:
         assert child.stdout is not None
-        lines = _lines(child.stdout)
-        serving = _wait_line(lines, "serving on ")
+        lines = LineReader(child.stdout)
+        serving = lines.wait_for("serving on ")
         base = serving.split()[2]
         assert serving.endswith("(listen backlog 64)")
         assert _listen_backlog(int(base.rsplit(":", 1)[1])) == 64
-        _wait_line(lines, "try: ")
+        lines.wait_for("try: ")
 
         with ThreadPoolExecutor(IN_FLIGHT) as pool:
             calls = [pool.submit(_predict, base, f"What is {n} times 7?") for n in range(IN_FLIGHT)]
             server.wait_for_stats(lambda s: s.in_flight == IN_FLIGHT, WAIT)
             child.send_signal(signal.SIGTERM)
-            _wait_line(lines, "draining: ")
+            lines.wait_for("draining: ")
             with pytest.raises(urllib.error.URLError, match="Connection refused"):
                 _predict(base, "What is 1 times 7?")  # the listening socket is closed
             answers = [call.result(WAIT)["answer"] for call in calls]
-        _wait_line(lines, "stopped cleanly: 0 actors left")
+        lines.wait_for("stopped cleanly: 0 actors left")
         assert child.wait(WAIT) == 0
     finally:
         if child.poll() is None:

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
 
 from dspex_actors.testing import LocalLMServer
+from tests._support import LineReader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0
@@ -36,18 +34,6 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 """
-
-
-def _lines(stream: IO[str]) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            lines.put(line.rstrip("\\n"))
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
 
 
 def _get(url: str) -> str:
@@ -82,28 +68,19 @@ def test_preloaded_app_serves_from_two_forked_workers(
         text=True,
         env=env,
     )
-    log: list[str] = []
     try:
         assert master.stderr is not None
-        lines = _lines(master.stderr)
-        workers: set[int] = set()
-        url = ""
-        while len(workers) < 2 or not url:
-            line = lines.get(timeout=WAIT)
-            assert line, "gunicorn exited:\\n" + "\\n".join(log)
-            log.append(line)
-            if "Listening at: " in line:
-                url = line.split("Listening at: ")[1].split()[0]
-            if "Booting worker with pid: " in line:
-                workers.add(int(line.rsplit(" ", 1)[1]))
+        lines = LineReader(master.stderr)
+        url = lines.wait_for("Listening at: ").split("Listening at: ")[1].split()[0]
+        workers = {int(lines.wait_for("Booting worker with pid: ").rsplit(" ", 1)[1])}
+        workers.add(int(lines.wait_for("Booting worker with pid: ").rsplit(" ", 1)[1]))
 
         with ThreadPoolExecutor(8) as pool:
             replies = list(pool.map(lambda n: _get(f"{url}/?{n}"), range(REQUESTS)))
 
         master.send_signal(signal.SIGTERM)
         assert master.wait(WAIT) == 0
-        while (line := lines.get(timeout=WAIT)) != "":
-            log.append(line)
+        log = lines.rest()
     finally:
         if master.poll() is None:
             master.kill()

@@ -10,6 +10,7 @@ and endpoint) and never contain credentials.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigurationError",
     "DSPexError",
     "EvaluationAborted",
+    "EvaluationCancelled",
     "EvaluationError",
     "EvaluationInterrupted",
     "ExampleTimeoutError",
@@ -211,6 +213,20 @@ class EvaluationInterrupted(KeyboardInterrupt):
     A ``KeyboardInterrupt``, not an ``Exception``: an ``except Exception:`` in the
     caller's loop never swallows it. ``result`` holds the partial
     :class:`EvaluationResult` (from the parallel executor: the finished outcomes).
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class EvaluationCancelled(asyncio.CancelledError):
+    """The task awaiting ``Evaluate.acall`` (or ``AsyncExecutor.run``) was cancelled.
+
+    A real ``asyncio.CancelledError`` -- so ``asyncio.wait_for`` and task groups work as
+    usual and the caller's event loop lives on -- carrying the partial result in
+    ``result``. (Ctrl-C in a synchronous ``Evaluate(...)(program)`` raises
+    :class:`EvaluationInterrupted` instead.)
     """
 
     def __init__(self, message: str, *, result: Any = None):

@@ -15,8 +15,8 @@ caller's event loop. Same contract and the same :class:`Outcome` values:
   finished outcomes (input order).
 - ``stop_when(progress)``: a reason it returns stops the run like ``max_errors``.
 - Cancelling the awaiting task (or Ctrl-C under ``asyncio.run``) stops at once and
-  raises :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) with the finished
-  outcomes; the ``CancelledError`` is its ``__cause__``.
+  raises :class:`EvaluationCancelled` (an ``asyncio.CancelledError``, so the caller's loop
+  carries on as with any cancellation) with the finished outcomes.
 - Progress is reported from the loop's thread, after each finished item.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
-from dspex_actors._errors import EvaluationAborted, EvaluationInterrupted, ExampleTimeoutError
+from dspex_actors._errors import EvaluationAborted, EvaluationCancelled, ExampleTimeoutError
 from dspex_actors.evaluate._executor import (
     Outcome,
     Progress,
@@ -112,7 +112,7 @@ class _AsyncRun(Generic[T, R]):
             await asyncio.gather(workers, return_exceptions=True)
             finished = sorted(self.outcomes, key=attrgetter("index"))
             msg = f"interrupted after {len(finished)} finished items"
-            raise EvaluationInterrupted(msg, result=finished) from exc
+            raise EvaluationCancelled(msg, result=finished) from exc
         finally:
             stop.cancel()
         if self.source_error is not None:

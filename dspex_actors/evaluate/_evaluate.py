@@ -16,6 +16,7 @@ from typing import Any, Final
 from dspex_actors._errors import (
     ConfigurationError,
     EvaluationAborted,
+    EvaluationCancelled,
     EvaluationInterrupted,
     MetricError,
 )
@@ -89,8 +90,10 @@ class Evaluate:
     :class:`EvaluationAborted` carries the partial :class:`EvaluationResult`; so it does
     when the first 20 examples all failed with the same LM error (a dead endpoint, a bad
     key). Ctrl-C raises :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) with the
-    partial result. The devset can be any iterable, consumed lazily. Every argument
-    except ``devset`` placement can be overridden per call.
+    partial result; cancelling ``await evaluate.acall(...)`` raises
+    :class:`EvaluationCancelled` (an ``asyncio.CancelledError``) with it. The devset can
+    be any iterable, consumed lazily. Every argument except ``devset`` placement can be
+    overridden per call.
     """
 
     def __init__(
@@ -184,7 +187,14 @@ class Evaluate:
             save_as_json=save_as_json,
         )
         if _natively_async(program) and not _loop_running():
-            return asyncio.run(self._run_tasks(plan))
+            cancelled: list[EvaluationCancelled] = []
+            try:
+                return asyncio.run(self._run_tasks(plan, cancelled))
+            except KeyboardInterrupt as exc:  # asyncio.run's Ctrl-C cancelled the run
+                if not cancelled or isinstance(exc, EvaluationInterrupted):
+                    raise
+                message, result = str(cancelled[0]), cancelled[0].result
+                raise EvaluationInterrupted(message, result=result) from exc
         return self._run_workers(plan)
 
     async def acall(
@@ -295,7 +305,11 @@ class Evaluate:
             watch.log_totals()
         return plan.finish(outcomes)
 
-    async def _run_tasks(self, plan: _Plan) -> EvaluationResult:
+    async def _run_tasks(
+        self, plan: _Plan, cancelled: list[EvaluationCancelled] | None = None
+    ) -> EvaluationResult:
+        """Run on the caller's loop; a cancelled run raises EvaluationCancelled with the
+        partial result (also put in ``cancelled``, for the Ctrl-C of a sync call)."""
         program, metric = plan.program, plan.metric
 
         async def process(example: Any) -> tuple[Any, Any]:
@@ -317,8 +331,11 @@ class Evaluate:
             outcomes = await executor.run(process, plan.devset)
         except EvaluationAborted as exc:
             raise plan.aborted(exc) from exc.__cause__
-        except EvaluationInterrupted as exc:
-            raise plan.interrupted(exc) from exc.__cause__
+        except EvaluationCancelled as exc:
+            error = EvaluationCancelled(str(exc), result=plan.partial(exc.result))
+            if cancelled is not None:
+                cancelled.append(error)
+            raise error from exc.__cause__
         finally:
             if bar is not None:
                 bar.close()

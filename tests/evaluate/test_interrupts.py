@@ -4,6 +4,7 @@ KeyboardInterrupt subclass carrying the partial result, never swallowed by
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dspex_actors.testing import LocalLMServer
+import dspex_actors as dx
+from dspex_actors.testing import LocalLMServer, arithmetic_dataset
 
 WAIT = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +88,21 @@ def test_sigint_raises_a_keyboard_interrupt_with_the_partial_result(
     assert 1 <= int(finished) < 300
     if mode != "compile":
         assert complete == "False"
+
+
+def test_a_timed_out_acall_is_a_cancellation_and_the_loop_lives_on(
+    make_lm_server: Callable[..., LocalLMServer],
+) -> None:
+    server = make_lm_server(latency=WAIT)  # nothing answers before the timeout
+    data = [dx.Example(**r).with_inputs("question") for r in arithmetic_dataset(20, seed=1)]
+    lm = dx.LM("openai/local-model", api_base=server.url, api_key="k", cache=False)
+    evaluate = dx.Evaluate(devset=data, metric=dx.answer_exact_match, num_threads=4)
+
+    async def main() -> str:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(evaluate.acall(dx.Predict("question -> answer")), 0.5)
+        server.set_latency(0.0)
+        return (await lm.acall("What is 2 + 2?"))[0]
+
+    with dx.ActorSystem(lm=lm):
+        assert asyncio.run(main()) == "4"

@@ -10,6 +10,7 @@ and endpoint) and never contain credentials.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "CacheError",
     "CircuitOpenError",
     "CoercionError",
+    "CompileInterrupted",
     "ConfigurationError",
     "DSPexError",
     "EvaluationAborted",
+    "EvaluationCancelled",
     "EvaluationError",
+    "EvaluationInterrupted",
     "ExampleTimeoutError",
     "LMConnectionError",
     "LMError",
@@ -28,11 +32,13 @@ __all__ = [
     "LMTimeoutError",
     "LMUnavailableError",
     "MalformedResponseError",
+    "MetricError",
     "OptimizerError",
     "PredictInputError",
     "ProgramLoadError",
     "SignatureError",
     "SignatureTypeError",
+    "SystemStoppingError",
     "ToolArgumentError",
 ]
 
@@ -135,6 +141,11 @@ class LMUnavailableError(LMError):
     """The Client actor serving the LM stopped or crashed before the call finished."""
 
 
+class SystemStoppingError(LMUnavailableError):
+    """The ActorSystem is draining (``stop(grace=...)``) or stopped: the call was refused
+    before anything was sent; calls already in flight finish."""
+
+
 class CacheError(DSPexError):
     """The persistent cache could not be opened or written."""
 
@@ -170,8 +181,14 @@ class ExampleTimeoutError(EvaluationError, TimeoutError):
     """An example ran longer than the evaluation's per-example ``timeout``."""
 
 
+class MetricError(EvaluationError, ValueError):
+    """The metric raised, or returned something that is not a finite number (NaN, inf,
+    None, a huge int, a string...): recorded as that example's failure, naming the metric."""
+
+
 class EvaluationAborted(EvaluationError):
-    """A run stopped early (``max_errors`` exceeded or interrupted).
+    """A run stopped early: ``max_errors`` exceeded, or the first examples all failed with
+    the same LM error (a dead endpoint or a bad key), or the devset iterable raised.
 
     ``result`` holds the partial :class:`EvaluationResult`: every example that
     finished has its score or its recorded failure.
@@ -195,3 +212,35 @@ class OptimizerError(DSPexError):
 
 class ToolArgumentError(DSPexError, ValueError):
     """A tool was called with arguments it does not take, or values of the wrong type."""
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM in the CLI) stopped an evaluation.
+
+    A ``KeyboardInterrupt``, not an ``Exception``: an ``except Exception:`` in the
+    caller's loop never swallows it. ``result`` holds the partial
+    :class:`EvaluationResult` (from the parallel executor: the finished outcomes).
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class EvaluationCancelled(asyncio.CancelledError):
+    """The task awaiting ``Evaluate.acall`` (or ``AsyncExecutor.run``) was cancelled.
+
+    A real ``asyncio.CancelledError`` -- so ``asyncio.wait_for`` and task groups work as
+    usual and the caller's event loop lives on -- carrying the partial result in
+    ``result``. (Ctrl-C in a synchronous ``Evaluate(...)(program)`` raises
+    :class:`EvaluationInterrupted` instead.)
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class CompileInterrupted(EvaluationInterrupted):
+    """Ctrl-C stopped an optimizer's ``compile``; ``result`` holds what it had produced
+    (bootstrapped traces, or the candidates scored so far)."""

@@ -19,6 +19,7 @@ tells the actor a message). What an attempt guarantees:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -43,7 +44,8 @@ from dspex_actors._types import ChunkSink, LMResponse, StreamChunk
 from dspex_actors._version import __version__
 from dspex_actors.lm._connector import StrictReuseConnector
 from dspex_actors.lm._lm import LM
-from dspex_actors.lm._proxy import ProxyRoute, redact_url, resolve_proxy
+from dspex_actors.lm._proxy import ProxyRoute, resolve_proxy
+from dspex_actors.lm._redact import redact_text, redact_url, strip_userinfo
 from dspex_actors.lm._retry import parse_retry_after
 
 __all__ = ["Attempt", "AttemptOutcome", "HTTPEndpoint", "ssl_context_for"]
@@ -124,7 +126,8 @@ class HTTPEndpoint:
         self._limit = limit
         self._https = self.url.startswith("https://")
         self._ssl = ssl_context_for(lm.verify) if self._https else True
-        self._url = yarl.URL(self.url)
+        request_url, userinfo = strip_userinfo(lm.request_url)
+        self._url = yarl.URL(request_url)
         self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
         self._proxy_url = None if self._proxy is None else yarl.URL(self._proxy.url)
 
@@ -133,6 +136,11 @@ class HTTPEndpoint:
             "Accept-Encoding": "gzip, deflate",
             **lm.provider_impl.headers(lm.api_key),
         }
+        self._secrets = [*lm.secrets]
+        if userinfo is not None and "Authorization" not in self._headers:  # user:password@
+            basic = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
+            self._headers["Authorization"] = f"Basic {basic}"
+            self._secrets.append(basic)
         # Proxy credentials: on the CONNECT for https; on the request itself for plain
         # http, which the proxy receives whole (aiohttp sends proxy_headers on CONNECT only).
         self._proxy_headers: dict[str, str] | None = None
@@ -385,10 +393,6 @@ class HTTPEndpoint:
         )
 
     def _redact(self, text: str) -> str:
-        key = self.lm.api_key
-        if key:
-            text = text.replace(key, "***")
         proxy = self._proxy
-        if proxy is not None and proxy.authorization is not None:
-            text = text.replace(proxy.authorization, "***")
-        return text
+        proxy_auth = proxy.authorization if proxy is not None else None
+        return redact_text(text, [*self._secrets, proxy_auth])

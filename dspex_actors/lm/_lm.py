@@ -21,7 +21,8 @@ from dspex_actors._errors import ConfigurationError
 from dspex_actors._runtime import current_runtime
 from dspex_actors._types import LMRequest, Message
 from dspex_actors._validate import check_number
-from dspex_actors.lm._proxy import check_proxy_url, redact_url
+from dspex_actors.lm._proxy import check_proxy_url
+from dspex_actors.lm._redact import is_loopback, redact_url, url_secrets
 from dspex_actors.lm.providers import Provider, get_provider
 
 __all__ = ["LM"]
@@ -79,6 +80,7 @@ class LM:
     """
 
     __slots__ = (
+        "_api_base_secret",
         "_api_key",
         "_config_id",
         "_extra",
@@ -118,6 +120,7 @@ class LM:
     on_circuit_open: str | None
     _proxy: str | bool | None
     _api_key: str | None
+    _api_base_secret: str | None
     _extra: dict[str, Any]
     _provider_impl: Provider
     _config_id: str
@@ -203,11 +206,24 @@ class LM:
                 "LM api_key cannot be sent in an HTTP header: it must be printable ASCII "
                 "with no line breaks (check for a stray newline or a pasted character)"
             )
+        base = (api_base or provider.default_api_base).rstrip("/")
+        shown_base = redact_url(base)
+        if (
+            api_key is None
+            and provider.api_key_env
+            and shown_base == base
+            and not is_loopback(base)
+        ):
+            raise ConfigurationError(
+                f"LM {model} has no API key for {base}: pass api_key=..., set "
+                f"{provider.api_key_env}, or pass api_key='' for a server that needs none"
+            )
         values: dict[str, Any] = {
             "model": model,
             "provider": provider_name,
             "model_name": model_name,
-            "api_base": (api_base or provider.default_api_base).rstrip("/"),
+            "api_base": shown_base,
+            "_api_base_secret": None if shown_base == base else base,
             "temperature": float(temperature),
             "max_tokens": max_tokens,
             "timeout": float(timeout),
@@ -235,6 +251,9 @@ class LM:
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if self._api_key:
             digest.update(hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").digest())
+        if self._api_base_secret:  # credentials in the URL: in through the salted MAC only
+            secret = self._api_base_secret.encode()
+            digest.update(b"base" + hmac.new(_KEY_SALT, secret, "sha256").digest())
         # The proxy may carry credentials: it goes in through the salted MAC too.
         proxy = json.dumps(self._proxy).encode()
         digest.update(b"proxy" + hmac.new(_KEY_SALT, proxy, "sha256").digest())
@@ -258,8 +277,24 @@ class LM:
 
     @property
     def endpoint(self) -> str:
-        """The URL calls are POSTed to (no credentials)."""
-        return self._provider_impl.url(self.api_base)
+        """The URL calls are POSTed to, as shown (credentials in it replaced by ``***``)."""
+        return self._url(self.api_base)
+
+    @property
+    def request_url(self) -> str:
+        """The URL calls are really POSTed to, credentials included: for the Client only."""
+        return self._url(self._api_base_secret or self.api_base)
+
+    def _url(self, base: str) -> str:
+        """The provider's URL for ``base``, keeping a query of ``base`` at the end."""
+        base, mark, query = base.partition("?")
+        return self._provider_impl.url(base.rstrip("/")) + mark + query
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every credential of this LM (key, URL credentials), to scrub from any text."""
+        found = url_secrets(self._api_base_secret) if self._api_base_secret else []
+        return [self._api_key, *found] if self._api_key else found
 
     @property
     def credential_id(self) -> str:
@@ -286,7 +321,8 @@ class LM:
 
     def copy(self, **changes: Any) -> LM:
         """A new LM with some settings or request parameters changed."""
-        return LM(**{**self.settings(), "api_key": self._api_key, **changes})
+        secrets = {"api_base": self._api_base_secret or self.api_base, "api_key": self._api_key}
+        return LM(**{**self.settings(), **secrets, **changes})
 
     def settings(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this LM, without the API key (a saved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -24,10 +25,16 @@ def secret_fingerprint(value: str) -> str:
     return "*** sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
 
 
+_SECRET_NAME = re.compile(r"auth|key|token|secret|cookie|password|signature", re.I)
+"""Any other header whose name says it carries a credential (``X-Custom-Api-Key``...)."""
+
+
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` with every credential replaced by its fingerprint."""
     return {
-        name: secret_fingerprint(value) if name.lower() in SECRET_HEADERS else value
+        name: secret_fingerprint(value)
+        if name.lower() in SECRET_HEADERS or _SECRET_NAME.search(name)
+        else value
         for name, value in headers.items()
     }
 

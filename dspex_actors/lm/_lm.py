@@ -21,6 +21,7 @@ from dspex_actors._errors import ConfigurationError
 from dspex_actors._runtime import current_runtime
 from dspex_actors._types import LMRequest, Message
 from dspex_actors._validate import check_number
+from dspex_actors.lm._history import DEFAULT_HISTORY_SIZE, History
 from dspex_actors.lm._proxy import check_proxy_url, redact_url
 from dspex_actors.lm.providers import Provider, get_provider
 
@@ -46,9 +47,16 @@ _LM_FIELDS = (
     "verify",
     "max_response_bytes",
     "deadline",
+    "api_version",
+    "input_cost_per_million",
+    "output_cost_per_million",
 )
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
+
+
+def _price(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _fits_a_header(value: str) -> bool:
@@ -76,17 +84,21 @@ class LM:
         "_api_key",
         "_config_id",
         "_extra",
+        "_history",
         "_provider_impl",
         "_proxy",
         "api_base",
+        "api_version",
         "cache",
         "deadline",
+        "input_cost_per_million",
         "max_concurrency",
         "max_response_bytes",
         "max_tokens",
         "model",
         "model_name",
         "num_retries",
+        "output_cost_per_million",
         "provider",
         "rpm",
         "temperature",
@@ -108,6 +120,10 @@ class LM:
     verify: bool | str
     max_response_bytes: int
     deadline: float | None
+    api_version: str | None
+    input_cost_per_million: float | None
+    output_cost_per_million: float | None
+    _history: History
     _proxy: str | bool | None
     _api_key: str | None
     _extra: dict[str, Any]
@@ -131,6 +147,10 @@ class LM:
         verify: bool | str = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = None,
+        api_version: str | None = None,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        input_cost_per_million: float | None = None,
+        output_cost_per_million: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -173,6 +193,17 @@ class LM:
         check("max_response_bytes", max_response_bytes, minimum=1, strict=False, integer=True)
         if deadline is not None:
             check("deadline", deadline, minimum=0.0, strict=True, integer=False)
+        check("history_size", history_size, minimum=0, strict=False, integer=True)
+        for price_name, price in (
+            ("input_cost_per_million", input_cost_per_million),
+            ("output_cost_per_million", output_cost_per_million),
+        ):
+            if price is not None:
+                check(price_name, price, minimum=0.0, strict=False, integer=False)
+        if api_version is not None and (not isinstance(api_version, str) or not api_version):
+            raise ConfigurationError(
+                f"LM api_version must be a non-empty string, got {api_version!r}"
+            )
         for reserved in ("model", "messages"):
             if reserved in kwargs:
                 raise ConfigurationError(f"LM parameter {reserved!r} is set by the LM itself")
@@ -181,8 +212,26 @@ class LM:
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"LM request parameters must be JSON values: {exc}") from None
 
-        if api_key is None and provider.api_key_env:
-            api_key = os.environ.get(provider.api_key_env) or None
+        if api_base is None and provider.api_base_env:
+            api_base = os.environ.get(provider.api_base_env) or None
+        api_base = api_base or provider.default_api_base
+        if not api_base:
+            raise ConfigurationError(
+                f"LM {model!r} needs api_base=... (the resource endpoint) or the "
+                f"{provider.api_base_env} environment variable"
+            )
+        if api_version is None and provider.api_version_env:
+            api_version = os.environ.get(provider.api_version_env) or None
+        api_version = api_version or provider.default_api_version
+        if api_key is None:
+            api_key = next(
+                (os.environ[env] for env in provider.api_key_envs if os.environ.get(env)), None
+            )
+        if api_key is None and provider.needs_key(api_base):
+            names = " or ".join(provider.api_key_envs)
+            raise ConfigurationError(
+                f"no API key for {model} at {api_base}: pass api_key=... or set {names}"
+            )
         if api_key is not None and not _fits_a_header(api_key):
             raise ConfigurationError(
                 "LM api_key cannot be sent in an HTTP header: it must be printable ASCII "
@@ -192,7 +241,7 @@ class LM:
             "model": model,
             "provider": provider_name,
             "model_name": model_name,
-            "api_base": (api_base or provider.default_api_base).rstrip("/"),
+            "api_base": api_base.rstrip("/"),
             "temperature": float(temperature),
             "max_tokens": max_tokens,
             "timeout": float(timeout),
@@ -203,6 +252,10 @@ class LM:
             "verify": verify,
             "max_response_bytes": max_response_bytes,
             "deadline": None if deadline is None else float(deadline),
+            "api_version": api_version,
+            "input_cost_per_million": _price(input_cost_per_million),
+            "output_cost_per_million": _price(output_cost_per_million),
+            "_history": History(history_size),
             "_proxy": proxy,
             "_api_key": api_key,
             "_extra": dict(kwargs),
@@ -243,7 +296,31 @@ class LM:
     @property
     def endpoint(self) -> str:
         """The URL calls are POSTed to (no credentials)."""
-        return self._provider_impl.url(self.api_base)
+        return self._provider_impl.url(self.api_base, self.model_name, api_version=self.api_version)
+
+    @property
+    def stream_endpoint(self) -> str:
+        """The URL streamed calls are POSTed to (the same as :attr:`endpoint` for most)."""
+        return self._provider_impl.url(
+            self.api_base, self.model_name, stream=True, api_version=self.api_version
+        )
+
+    @property
+    def history(self) -> History:
+        """The last calls of this LM, oldest first (bounded: ``history_size`` entries)."""
+        return self._history
+
+    @property
+    def history_size(self) -> int:
+        """How many calls :attr:`history` keeps (0: none)."""
+        return self._history.maxlen
+
+    @property
+    def prices(self) -> tuple[float, float] | None:
+        """(input, output) USD per million tokens when either was given, else None."""
+        if self.input_cost_per_million is None and self.output_cost_per_million is None:
+            return None
+        return (self.input_cost_per_million or 0.0, self.output_cost_per_million or 0.0)
 
     @property
     def provider_impl(self) -> Provider:
@@ -277,6 +354,10 @@ class LM:
             "verify": self.verify,
             "max_response_bytes": self.max_response_bytes,
             "deadline": self.deadline,
+            "api_version": self.api_version,
+            "history_size": self.history_size,
+            "input_cost_per_million": self.input_cost_per_million,
+            "output_cost_per_million": self.output_cost_per_million,
             **self._extra,
         }
         current.update(changes)
@@ -357,8 +438,10 @@ class LM:
             parts.append(f"verify={self.verify!r}")
         if self.max_response_bytes != DEFAULT_MAX_RESPONSE_BYTES:
             parts.append(f"max_response_bytes={self.max_response_bytes!r}")
-        if self.deadline is not None:
-            parts.append(f"deadline={self.deadline!r}")
+        optional = ("deadline", "api_version", "input_cost_per_million", "output_cost_per_million")
+        for name in optional:
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)!r}")
         parts.extend(f"{key}={value!r}" for key, value in sorted(self._extra.items()))
         return f"LM({', '.join(parts)})"
 

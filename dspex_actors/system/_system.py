@@ -54,6 +54,7 @@ from dspex_actors.lm._client import (
     client_watch,
 )
 from dspex_actors.lm._lm import LM
+from dspex_actors.lm._record import record_call
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from supervision import (
     ChildHandle,
@@ -395,12 +396,12 @@ class ActorSystem:
         lm = self._lm_for(request, lm)
         cached = request.cache and lm.cache
         try:
-            return self._one_call(lm, request, cached=cached)
+            return record_call(lm, request, self._one_call(lm, request, cached=cached))
         except LMUnavailableError:
             if not self.running:
                 raise
             logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-        return self._one_call(lm, request, cached=cached)
+        return record_call(lm, request, self._one_call(lm, request, cached=cached))
 
     async def arequest(
         self, request: LMRequest, lm: LM | None = None, *, sink: ChunkSink | None = None
@@ -415,12 +416,13 @@ class ActorSystem:
         lm = self._lm_for(request, lm)
         cached = request.cache and lm.cache
         try:
-            return await self._aone_call(lm, request, cached=cached, sink=sink)
+            response = await self._aone_call(lm, request, cached=cached, sink=sink)
+            return record_call(lm, request, response)
         except LMUnavailableError:
             if not self.running or sink is not None:
                 raise
             logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-        return await self._aone_call(lm, request, cached=cached)
+        return record_call(lm, request, await self._aone_call(lm, request, cached=cached))
 
     def _lm_for(self, request: LMRequest, lm: LM | None) -> LM:
         """The LM a call goes to (``lm`` or the system's), checking the arguments."""

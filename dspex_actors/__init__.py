@@ -10,6 +10,7 @@ from dspex_actors._errors import (
     CircuitOpenError,
     CoercionError,
     ConfigurationError,
+    ContentBlockedError,
     DSPexError,
     EvaluationAborted,
     EvaluationError,
@@ -27,6 +28,7 @@ from dspex_actors._errors import (
     SignatureError,
     SignatureTypeError,
 )
+from dspex_actors._usage import track_usage
 from dspex_actors._version import __version__
 from dspex_actors.adapters import ChatAdapter, JSONAdapter
 from dspex_actors.evaluate import (
@@ -36,7 +38,7 @@ from dspex_actors.evaluate import (
     answer_exact_match,
     answer_passage_match,
 )
-from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.lm import LM, LMRequest, LMResponse, inspect_history
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.signatures import (
@@ -66,6 +68,7 @@ __all__ = [
     "CircuitOpenError",
     "CoercionError",
     "ConfigurationError",
+    "ContentBlockedError",
     "DSPexError",
     "Evaluate",
     "EvaluationAborted",
@@ -104,7 +107,9 @@ __all__ = [
     "configure",
     "current_system",
     "ensure_signature",
+    "inspect_history",
     "make_signature",
     "record_trace",
     "streamify",
+    "track_usage",
 ]

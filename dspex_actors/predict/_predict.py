@@ -217,8 +217,8 @@ class Predict(Module, Parameter):
     ) -> Prediction:
         """The Prediction of a call, recorded in the current trace if one is open."""
         pred = Prediction.from_completions(
-            completions, call.signature, usage=response.usage, raw_texts=response.texts
-        )
+            completions, call.signature, raw_texts=response.texts
+        )  # its usage: set by Module.__call__ from every request the call made
         if call.record:
             trace = current_trace()
             if trace is not None:

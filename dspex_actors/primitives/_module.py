@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from dspex_actors._errors import ProgramLoadError
+from dspex_actors._usage import UsageTracker, tracking
 from dspex_actors._version import __version__
 
 __all__ = ["Module", "Parameter"]
@@ -32,6 +33,14 @@ METADATA_KEY = "metadata"
 """The top-level key of a saved program that is not a predictor (as in DSPy)."""
 
 FORMAT_VERSION = 1
+
+
+def _with_usage(outputs: Any, tracker: UsageTracker) -> Any:
+    """``outputs``, its usage set from ``tracker`` when it is a Prediction."""
+    set_usage = getattr(outputs, "set_lm_usage", None)
+    if callable(set_usage):
+        set_usage(tracker.get_total_tokens())
+    return outputs
 
 
 class Parameter:
@@ -92,6 +101,13 @@ class Module:
         return type(self).aforward is not Module.aforward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward`` between the callback hooks; a Prediction returned carries the usage
+        of every LM call made meanwhile (``get_lm_usage()``, DSPy's per-model shape)."""
+        with tracking() as tracker:
+            outputs = self._forward_with_callbacks(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    def _forward_with_callbacks(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         callbacks = self.callbacks
         if not callbacks:
             return self.forward(*args, **kwargs)
@@ -110,6 +126,13 @@ class Module:
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """``await module.acall(**inputs)``: ``aforward`` (or ``forward`` on a worker thread
         when the module defines no ``aforward``), between the same callback hooks."""
+        with tracking() as tracker:
+            outputs = await self._aforward_with_callbacks(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    async def _aforward_with_callbacks(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         callbacks = self.callbacks
         call_id = self._callbacks_start(callbacks, kwargs) if callbacks else ""
         outputs: Any = None

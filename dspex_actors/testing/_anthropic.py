@@ -1,6 +1,7 @@
 """The Anthropic Messages API on the local server: ``POST /v1/messages``.
 
-Validated as the real API does: ``x-api-key`` and ``anthropic-version`` headers,
+Validated as the real API does: a key (``x-api-key``, or a bearer ``Authorization`` as
+newer SDKs send) and an ``anthropic-version`` header,
 ``model``/``max_tokens``/``messages`` required, no unknown fields, user/assistant roles
 only (the system prompt is top level), alternating turns starting with the user.
 Errors are ``{"type": "error", "error": {"type": ..., "message": ...}}``; 529 is
@@ -81,7 +82,7 @@ class AnthropicWire(WireProtocol):
         stream: bool,
         default_model: str,
     ) -> ChatRequest:
-        if not headers.get("x-api-key"):
+        if not (headers.get("x-api-key") or headers.get("authorization")):
             raise WireError(401, "x-api-key header is required")
         if not headers.get("anthropic-version"):
             raise _invalid("anthropic-version: header is required")

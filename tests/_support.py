@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dspex_actors.lm import LMRequest
+
+if TYPE_CHECKING:
+    from dspex_actors.testing import LocalLMServer
 
 WAIT = 30.0
 
@@ -52,3 +55,13 @@ def read_request(reader: BinaryIO) -> bytes:
         if name.lower() == b"content-length":
             length = int(value)
     return reader.read(length)
+
+
+def server_usage(server: LocalLMServer) -> dict[str, int]:
+    """The tokens the local server has counted, in the shape of an LM usage entry."""
+    stats = server.stats()
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+    }

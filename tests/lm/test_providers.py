@@ -23,6 +23,7 @@ from dspex_actors.lm import LMRequest
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import Fault, LocalLMServer
 from dspex_actors.testing._stats import secret_fingerprint
+from tests._support import server_usage
 
 SECRET = "sk-provider-SECRET-0123456789abcdef"
 
@@ -73,14 +74,6 @@ def server() -> Iterator[LocalLMServer]:
         yield running
 
 
-def usage_of(server: LocalLMServer) -> dict[str, int]:
-    stats = server.stats()
-    return {
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.completion_tokens,
-        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-    }
-
 
 def test_predict_and_chain_of_thought_with_the_servers_usage(
     case: Case, server: LocalLMServer, system_for: Callable[[dx.LM], ActorSystem]
@@ -89,12 +82,12 @@ def test_predict_and_chain_of_thought_with_the_servers_usage(
     with system_for(lm):
         pred = dx.Predict("question -> answer")(question="What is 2 + 3?")
         assert pred.answer == "5"
-        assert pred.get_lm_usage() == {case.model: usage_of(server)}
+        assert pred.get_lm_usage() == {case.model: server_usage(server)}
         server.reset_stats()
         cot = dx.ChainOfThought("question -> answer: int")(question="What is 6 times 7?")
         assert cot.answer == 42 and "42" in cot.reasoning
-        assert cot.get_lm_usage() == {case.model: usage_of(server)}
-        assert usage_of(server)["prompt_tokens"] > 0
+        assert cot.get_lm_usage() == {case.model: server_usage(server)}
+        assert server_usage(server)["prompt_tokens"] > 0
     stats = server.stats()
     assert stats.requests_total == 1 and stats.status(200) == 1
 
@@ -220,7 +213,7 @@ def test_streaming(
         assert len(pieces) > 1
         assert "".join(p.text for p in pieces) == response.texts[0]
         assert "please say this back" in response.texts[0]
-        assert response.usage == usage_of(server)
+        assert response.usage == server_usage(server)
         assert server.stats().streams == 1
         server.set_responder("default")
 

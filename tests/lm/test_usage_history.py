@@ -13,17 +13,10 @@ import dspex_actors as dx
 from dspex_actors.lm._history import GLOBAL_HISTORY
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import ChatRequest, LocalLMServer
+from tests._support import server_usage
 
 MODEL = "openai/local-model"
 
-
-def tokens(server: LocalLMServer) -> dict[str, int]:
-    stats = server.stats()
-    return {
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.completion_tokens,
-        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-    }
 
 
 def test_track_usage_sums_every_request_and_cached_answers_add_none(
@@ -37,7 +30,7 @@ def test_track_usage_sums_every_request_and_cached_answers_add_none(
             qa(question="What is 4 + 4?")
             again = qa(question="What is 2 + 3?")  # a cache hit: no request
         assert lm_server.stats().requests_total == 2
-        assert usage.get_total_tokens() == {MODEL: {**tokens(lm_server), "cache_hits": 1}}
+        assert usage.get_total_tokens() == {MODEL: {**server_usage(lm_server), "cache_hits": 1}}
         assert again.get_lm_usage() == {MODEL: {"cache_hits": 1}}
         assert first.get_lm_usage() is not None
         assert first.get_lm_usage()[MODEL]["total_tokens"] > 0  # type: ignore[index]
@@ -57,7 +50,7 @@ def test_a_json_fallback_request_is_counted_too(
         pred = dx.Predict("question -> answer")(question="What is 2 + 3?")
     assert pred.answer == "5"
     assert server.stats().requests_total == 2
-    assert pred.get_lm_usage() == {MODEL: tokens(server)}
+    assert pred.get_lm_usage() == {MODEL: server_usage(server)}
 
 
 def test_a_module_sums_its_predictors_and_nested_trackers_roll_up(
@@ -77,7 +70,7 @@ def test_a_module_sums_its_predictors_and_nested_trackers_roll_up(
     with make_system(lm=lm), dx.track_usage() as outer:
         with dx.track_usage() as inner:
             pred = Two()(question="What is 1 + 2?")
-        assert pred.get_lm_usage() == {MODEL: tokens(lm_server)}
+        assert pred.get_lm_usage() == {MODEL: server_usage(lm_server)}
         assert inner.get_total_tokens() == outer.get_total_tokens() == pred.get_lm_usage()
 
 
@@ -94,7 +87,7 @@ def test_usage_of_async_calls_and_of_each_task(
         preds = asyncio.run(main())
     per_call = [p.get_lm_usage()[MODEL]["total_tokens"] for p in preds]  # type: ignore[index]
     assert sum(per_call) == usage.get_total_tokens()[MODEL]["total_tokens"]
-    assert usage.get_total_tokens() == {MODEL: tokens(lm_server)}
+    assert usage.get_total_tokens() == {MODEL: server_usage(lm_server)}
 
 
 def test_cost_from_prices_in_usage_and_stats(
@@ -109,7 +102,7 @@ def test_cost_from_prices_in_usage_and_stats(
     with make_system(lm=lm) as system:
         pred = dx.ChainOfThought("question -> answer")(question="What is 2 + 3?")
         client = next(iter(system.stats()["clients"].values()))
-    used = tokens(lm_server)
+    used = server_usage(lm_server)
     expected = (used["prompt_tokens"] * 3.0 + used["completion_tokens"] * 15.0) / 1e6
     usage = pred.get_lm_usage()
     assert usage is not None

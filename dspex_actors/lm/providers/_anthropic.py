@@ -8,7 +8,6 @@ one role are merged), ``max_tokens`` is always sent and ``stop`` becomes
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from dspex_actors._types import LMRequest, LMResponse
 from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
+    json_event,
     malformed,
     merge_turns,
     stop_list,
@@ -163,11 +163,8 @@ class _EventDecoder(StreamDecoder):
     def _event(self, data: str) -> dict[str, Any]:
         if self._last is not None and self._last[0] is data:
             return self._last[1]
-        try:
-            event = json.loads(data)
-        except ValueError:
-            raise self._malformed(f"a stream event is not JSON: {data[:100]!r}") from None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        event = json_event(data, self._malformed)
+        if not isinstance(event.get("type"), str):
             raise self._malformed(f"a stream event has no 'type': {data[:100]!r}")
         self._last = (data, event)
         return event

@@ -9,6 +9,7 @@ adding one module with a Provider.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ __all__ = [
     "Provider",
     "StreamDecoder",
     "is_loopback_url",
+    "json_event",
     "malformed",
     "merge_turns",
     "stop_list",
@@ -163,6 +165,17 @@ def malformed(provider: str, model: str, endpoint: str) -> Callable[[str], Malfo
         )
 
     return make
+
+
+def json_event(data: str, bad: Callable[[str], MalformedResponseError]) -> dict[str, Any]:
+    """A stream event's ``data`` decoded: a JSON object, else ``bad(...)`` raised."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise bad(f"a stream event is not JSON: {data[:100]!r}") from None
+    if not isinstance(event, dict):
+        raise bad(f"a stream event is not a JSON object: {data[:100]!r}")
+    return event
 
 
 def merge_turns(

@@ -10,7 +10,6 @@ is a :class:`~dspex_actors.ContentBlockedError`.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from dspex_actors._types import LMRequest, LMResponse
 from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
+    json_event,
     malformed,
     merge_turns,
     stop_list,
@@ -199,12 +199,7 @@ class _ChunkDecoder(StreamDecoder):
         return False  # the body ends after the last chunk
 
     def feed(self, data: str) -> list[tuple[int, str]]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise self._malformed(f"a stream event is not JSON: {data[:100]!r}") from None
-        if not isinstance(chunk, dict):
-            raise self._malformed(f"a stream event is not a JSON object: {data[:100]!r}")
+        chunk = json_event(data, self._malformed)
         _check_prompt_blocked(chunk, self._model_id, self._endpoint)
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = _usage(chunk["usageMetadata"])

@@ -5,7 +5,6 @@ vLLM, Ollama, llama.cpp, LM Studio and the local test server all speak it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
     is_loopback_url,
+    json_event,
     malformed,
     token_count,
 )
@@ -145,12 +145,7 @@ class _ChunkDecoder(StreamDecoder):
         return data.strip() == "[DONE]"
 
     def feed(self, data: str) -> list[tuple[int, str]]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise self._malformed(f"a stream event is not JSON: {data[:100]!r}") from None
-        if not isinstance(chunk, dict):
-            raise self._malformed(f"a stream event is not a JSON object: {data[:100]!r}")
+        chunk = json_event(data, self._malformed)
         if isinstance(chunk.get("model"), str):
             self._model = chunk["model"]
         if isinstance(chunk.get("usage"), dict):

@@ -200,3 +200,23 @@ def test_inspect_history_prints_like_dspy(
     printed = capsys.readouterr().out
     assert "System message:" in printed and "What is 2 + 3?" in printed
     assert "[[ ## answer ## ]]\n5" in printed
+
+
+def test_track_usage_around_an_evaluate_counts_every_worker(
+    lm_server: LocalLMServer, make_system: Callable[..., ActorSystem]
+) -> None:
+    lm = dx.LM(MODEL, api_base=lm_server.url, cache=False)
+    devset = [
+        dx.Example(question=f"What is {i} + 1?", answer=str(i + 1)).with_inputs("question")
+        for i in range(12)
+    ]
+    with make_system(lm=lm), dx.track_usage() as usage:
+        result = dx.Evaluate(devset=devset, metric=dx.answer_exact_match, num_threads=4)(
+            dx.Predict("question -> answer")
+        )
+    assert result.score == 100.0
+    assert usage.get_total_tokens() == {MODEL: server_usage(lm_server)}
+    per_example = sum(
+        pred.get_lm_usage()[MODEL]["total_tokens"] for _, pred, _ in result.results
+    )
+    assert per_example == server_usage(lm_server)["total_tokens"]

@@ -237,6 +237,7 @@ class LM:
                 "LM api_key cannot be sent in an HTTP header: it must be printable ASCII "
                 "with no line breaks (check for a stray newline or a pasted character)"
             )
+        provider.check_n(model, kwargs.get("n"))
         values: dict[str, Any] = {
             "model": model,
             "provider": provider_name,
@@ -382,9 +383,11 @@ class LM:
                     raise ConfigurationError(f"message {index} needs 'role' and 'content' keys")
         cache = overrides.pop("cache", self.cache)
         rollout_id = overrides.pop("rollout_id", None)
+        params = {**self.kwargs, **overrides}
+        self._provider_impl.check_n(self.model, params.get("n"))
         return LMRequest(
             messages=chat,
-            params={**self.kwargs, **overrides},
+            params=params,
             cache=bool(cache) and self.cache,
             rollout_id=rollout_id,
         )

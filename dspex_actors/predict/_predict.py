@@ -198,6 +198,8 @@ class Predict(Module, Parameter):
         rollout_id = config.pop("rollout_id", None)
         temperature = config.get("temperature", lm_kwargs.get("temperature"))
         n = n_given or lm_kwargs.get("n") or 1
+        if effective_lm is not None:
+            effective_lm.provider_impl.check_n(effective_lm.model, n)
         if n > 1 and (temperature is None or temperature <= 0.15):
             config["temperature"] = _N_TEMPERATURE
         return _PreparedCall(

@@ -74,7 +74,6 @@ def server() -> Iterator[LocalLMServer]:
         yield running
 
 
-
 def test_predict_and_chain_of_thought_with_the_servers_usage(
     case: Case, server: LocalLMServer, system_for: Callable[[dx.LM], ActorSystem]
 ) -> None:
@@ -328,3 +327,24 @@ def test_unknown_provider_lists_the_known_ones() -> None:
         dx.LM("cohere/command-r", api_key=SECRET)
     for name in ("anthropic", "azure", "gemini", "openai"):
         assert name in str(caught.value)
+
+
+def test_n_above_one_is_refused_where_the_api_has_no_n(
+    server: LocalLMServer, make_system: Callable[..., ActorSystem]
+) -> None:
+    with pytest.raises(dx.ConfigurationError, match="one choice per request"):
+        make_lm(CASES[1], server, n=2)
+    claude = make_lm(CASES[1], server)
+    with make_system(lm=claude):
+        with pytest.raises(dx.ConfigurationError, match="n=3"):
+            dx.Predict("question -> answer", n=3)(question="What is 2 + 3?")
+        with pytest.raises(dx.ConfigurationError, match="n=2"):
+            claude("What is 2 + 3?", n=2)
+    assert server.stats().requests_total == 0
+    gemini = make_lm(CASES[2], server)
+    with make_system(lm=gemini):
+        pred = dx.Predict("question -> answer", n=2)(question="What is 2 + 3?")
+    assert (
+        len(pred.completions) == 2
+        and server.stats().last_request["generationConfig"]["candidateCount"] == 2
+    )

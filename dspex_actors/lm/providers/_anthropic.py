@@ -40,6 +40,7 @@ class AnthropicProvider(Provider):
     name = "anthropic"
     default_api_base = "https://api.anthropic.com"
     api_key_envs = ("ANTHROPIC_API_KEY",)
+    supports_n = False
 
     def url(
         self,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from dspex_actors._errors import MalformedResponseError
+from dspex_actors._errors import ConfigurationError, MalformedResponseError
 from dspex_actors._types import LMRequest, LMResponse, Message
 
 __all__ = [
@@ -84,10 +84,21 @@ class Provider(ABC):
     default_api_version: str | None = None
     """The API version used when neither the LM nor the environment gives one."""
 
+    supports_n: bool = True
+    """Whether one request can ask for several choices (``n``)."""
+
     @property
     def api_key_env(self) -> str | None:
         """The first of :attr:`api_key_envs` (the one named in messages)."""
         return self.api_key_envs[0] if self.api_key_envs else None
+
+    def check_n(self, model: str, n: Any) -> None:
+        """A ConfigurationError when ``n`` > 1 asks for choices this protocol cannot give."""
+        if not self.supports_n and isinstance(n, int) and n > 1:
+            raise ConfigurationError(
+                f"{model}: the {self.name} API gives one choice per request, so n={n} "
+                "cannot be honoured; make n separate calls (e.g. with distinct rollout_id)"
+            )
 
     def needs_key(self, api_base: str) -> bool:
         """Whether a call to ``api_base`` needs an API key (checked at ``LM(...)``)."""

@@ -155,6 +155,11 @@ class LocalLMServer:
     A request with ``"stream": true`` gets the same content as a Server-Sent Events
     stream of ``chat.completion.chunk`` objects, cut every ``stream_chunk_chars``
     characters, with ``stream_interval`` seconds between events (0: all in one write).
+
+    At ``root_url`` the same responders, faults and counters also answer the Anthropic
+    Messages API (``/v1/messages``), Gemini (``/v1beta/models/{model}:generateContent``,
+    ``:streamGenerateContent?alt=sse``) and Azure OpenAI deployment URLs, each validated
+    and answered in its own shapes (``_routes.py``).
     """
 
     def __init__(

@@ -9,7 +9,6 @@ cost, model, timestamp, cache flag); they hold prompts and replies, never creden
 from __future__ import annotations
 
 import sys
-import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO, overload
@@ -23,12 +22,12 @@ class History(Sequence[dict[str, Any]]):
     """A thread-safe ring of the last ``maxlen`` call entries, oldest first.
 
     Reads like a list (``history[-1]``, ``history[-3:]``, ``len``); ``maxlen`` 0 keeps
-    nothing.
+    nothing. No lock: ``deque.append``/``copy``/``clear`` are single C calls under the
+    GIL, so a process forked while another thread appends cannot inherit a held lock.
     """
 
     def __init__(self, maxlen: int = DEFAULT_HISTORY_SIZE) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
 
     @property
     def maxlen(self) -> int:
@@ -38,18 +37,15 @@ class History(Sequence[dict[str, Any]]):
     def append(self, entry: dict[str, Any]) -> None:
         """Add an entry, dropping the oldest when full."""
         if self._entries.maxlen:
-            with self._lock:
-                self._entries.append(entry)
+            self._entries.append(entry)
 
     def clear(self) -> None:
         """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The entries now, as a list."""
-        with self._lock:
-            return list(self._entries)
+        return list(self._entries.copy())
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...

@@ -78,6 +78,15 @@ class LM:
     path. Calling the LM
     (``lm("hi")`` or ``lm(messages=[...])``) goes through the current ActorSystem and
     returns one text per choice, as in DSPy.
+
+    Providers: ``openai/`` (any OpenAI-compatible server), ``anthropic/`` (Messages API),
+    ``gemini/`` (generateContent) and ``azure/<deployment>`` (``api_version`` in its URL;
+    ``api_base`` or ``AZURE_OPENAI_ENDPOINT``). The key comes from ``api_key`` or the
+    provider's variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` or
+    ``GOOGLE_API_KEY``, ``AZURE_OPENAI_API_KEY``); without one, ``LM(...)`` raises, except
+    for ``openai/`` at a loopback ``api_base``. ``history_size`` bounds :attr:`history`
+    (0: none kept); ``input_cost_per_million``/``output_cost_per_million`` (USD) add a
+    cost to usage and to the Client's stats.
     """
 
     __slots__ = (

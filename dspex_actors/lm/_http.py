@@ -124,8 +124,8 @@ class HTTPEndpoint:
         self._limit = limit
         self._https = self.url.startswith("https://")
         self._ssl = ssl_context_for(lm.verify) if self._https else True
-        self._url = yarl.URL(self.url, encoded=True)
-        self._stream_url = yarl.URL(lm.stream_endpoint, encoded=True)
+        self._url = yarl.URL(self.url)
+        self._stream_url = yarl.URL(lm.stream_endpoint)
         self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
         self._proxy_url = None if self._proxy is None else yarl.URL(self._proxy.url)
 

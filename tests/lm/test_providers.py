@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import queue
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,3 +349,15 @@ def test_n_above_one_is_refused_where_the_api_has_no_n(
         len(pred.completions) == 2
         and server.stats().last_request["generationConfig"]["candidateCount"] == 2
     )
+
+
+def test_anthropic_overload_waits_for_its_retry_after(
+    server: LocalLMServer, make_system: Callable[..., ActorSystem]
+) -> None:
+    lm = make_lm(CASES[1], server, num_retries=1)
+    with make_system(lm=lm):  # its own backoff is 10 ms: only Retry-After makes it wait longer
+        server.push_faults(Fault.http(529, retry_after=0.3))
+        started = time.monotonic()
+        assert lm("What is 3 + 4?") == ["7"]
+        assert time.monotonic() - started >= 0.3
+    assert server.stats().status(529) == 1

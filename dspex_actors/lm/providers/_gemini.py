@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from dspex_actors._errors import ContentBlockedError
 from dspex_actors._types import LMRequest, LMResponse
@@ -64,7 +65,7 @@ class GeminiProvider(Provider):
         api_version: str | None = None,
     ) -> str:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return f"{api_base.rstrip('/')}/v1beta/models/{model_name}:{method}"
+        return f"{api_base.rstrip('/')}/v1beta/models/{quote(model_name, safe='')}:{method}"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -36,7 +36,7 @@ class Fault:
       reply that is not streamed closes half-way through its body.
     - ``blocked``: a 200 saying the content was blocked: OpenAI ``finish_reason``
       ``content_filter`` with null content, an Anthropic ``refusal``, a Gemini
-      ``promptFeedback.blockReason`` of ``SAFETY`` (not applied to streamed OpenAI replies).
+      ``promptFeedback.blockReason`` of ``SAFETY``; streamed too (no content deltas).
 
     On a streamed request (``"stream": true``) ``http_error`` still answers with a JSON
     error, ``hang`` delays the first event, ``malformed_json`` truncates the JSON of the

@@ -658,12 +658,16 @@ class LocalLMServer:
         reasons, usage, id): decoding it again costs a streamed request a few
         microseconds, and the non-streamed path nothing.
         """
-        body, prompt_tokens, completion_tokens = self._completion_body(request, texts)
+        kind = None if fault is None else fault.kind
+        body, prompt_tokens, completion_tokens = self._completion_body(
+            request, texts, blocked=kind == "blocked"
+        )
         completion = json.loads(body)
-        choices = [(c["message"]["content"], c["finish_reason"]) for c in completion["choices"]]
+        choices = [
+            (c["message"]["content"] or "", c["finish_reason"]) for c in completion["choices"]
+        ]
         options = request.params.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        kind = None if fault is None else fault.kind
         payloads = chunk_payloads(
             completion["id"],
             completion["created"],

@@ -361,3 +361,17 @@ def test_anthropic_overload_waits_for_its_retry_after(
         assert lm("What is 3 + 4?") == ["7"]
         assert time.monotonic() - started >= 0.3
     assert server.stats().status(529) == 1
+
+
+def test_a_blocked_stream_is_content_blocked(
+    case: Case, server: LocalLMServer, system_for: Callable[[dx.LM], ActorSystem]
+) -> None:
+    lm = make_lm(case, server, num_retries=0)
+    with system_for(lm) as system:
+        server.push_faults(Fault.blocked())
+        sink: queue.SimpleQueue[StreamChunk] = queue.SimpleQueue()
+        with pytest.raises(dx.ContentBlockedError):
+            asyncio.run(system.arequest(lm.make_request("What is 2 + 3?"), lm=lm, sink=sink))
+        assert sink.empty()
+        client = next(iter(system.stats()["clients"].values()))
+        assert client["breaker"]["fail_counter"] == 0  # a block says nothing of the endpoint

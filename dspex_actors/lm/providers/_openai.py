@@ -110,16 +110,20 @@ def _no_content(  # noqa: PLR0917 - one private helper of parse()
     simply empty (the caller reads it as "")."""
     if reason == "content_filter":
         refusal = message.get("refusal")
-        detail = f": {refusal}" if isinstance(refusal, str) and refusal else ""
-        raise ContentBlockedError(
-            f"{provider} blocked the reply from {endpoint} for {model} "
-            f"(finish_reason content_filter){detail}",
-            model=model,
-            endpoint=endpoint,
-            reason="content_filter",
-        )
+        raise _filtered(provider, model, endpoint, refusal if isinstance(refusal, str) else "")
     if message.get("tool_calls"):
         raise bad("the reply has no text, only tool calls")
+
+
+def _filtered(provider: str, model: str, endpoint: str, refusal: str) -> ContentBlockedError:
+    detail = f": {refusal}" if refusal else ""
+    return ContentBlockedError(
+        f"{provider} blocked the reply from {endpoint} for {model} "
+        f"(finish_reason content_filter){detail}",
+        model=model,
+        endpoint=endpoint,
+        reason="content_filter",
+    )
 
 
 def _usage(raw: Any) -> dict[str, int]:
@@ -135,6 +139,7 @@ class _ChunkDecoder(StreamDecoder):
     """``chat.completion.chunk`` events: content deltas per choice, then ``[DONE]``."""
 
     def __init__(self, provider: str, model: str, endpoint: str) -> None:
+        self._where = (provider, model, endpoint)
         self._malformed = malformed(provider, model, endpoint)
         self._texts: dict[int, list[str]] = {}
         self._reasons: dict[int, str | None] = {}
@@ -173,6 +178,9 @@ class _ChunkDecoder(StreamDecoder):
         if not self._texts:
             raise self._malformed("the stream ended without any choice")
         order = sorted(self._texts)
+        if all(self._reasons.get(i) == "content_filter" and not self._texts[i] for i in order):
+            provider, model, endpoint = self._where
+            raise _filtered(provider, model, endpoint, "")
         return LMResponse(
             texts=tuple("".join(self._texts[i]) for i in order),
             usage=self._usage,

@@ -11,6 +11,7 @@ from dspex_actors._errors import (
     CoercionError,
     CompileInterrupted,
     ConfigurationError,
+    ContentBlockedError,
     DSPexError,
     EvaluationAborted,
     EvaluationCancelled,
@@ -33,6 +34,7 @@ from dspex_actors._errors import (
     SystemStoppingError,
     ToolArgumentError,
 )
+from dspex_actors._usage import track_usage
 from dspex_actors._version import __version__
 from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.evaluate import (
@@ -42,7 +44,7 @@ from dspex_actors.evaluate import (
     answer_exact_match,
     answer_passage_match,
 )
-from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.lm import LM, LMRequest, LMResponse, inspect_history
 from dspex_actors.modules import (
     BestOfN,
     MultiChainComparison,
@@ -86,6 +88,7 @@ __all__ = [
     "CoercionError",
     "CompileInterrupted",
     "ConfigurationError",
+    "ContentBlockedError",
     "DSPexError",
     "Evaluate",
     "EvaluationAborted",
@@ -137,9 +140,11 @@ __all__ = [
     "context",
     "current_system",
     "ensure_signature",
+    "inspect_history",
     "load",
     "majority",
     "make_signature",
     "record_trace",
     "streamify",
+    "track_usage",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "CoercionError",
     "CompileInterrupted",
     "ConfigurationError",
+    "ContentBlockedError",
     "DSPexError",
     "EvaluationAborted",
     "EvaluationCancelled",
@@ -135,6 +136,25 @@ class CircuitOpenError(LMError):
 
 class MalformedResponseError(LMError):
     """The server's reply was not a valid chat-completions body."""
+
+
+class ContentBlockedError(LMError):
+    """The provider refused or blocked the content (a safety filter, a refusal).
+
+    ``reason`` is the provider's word for it (``SAFETY``, ``refusal``, ``content_filter``,
+    a prompt ``blockReason``). Not retried: the same prompt would be blocked again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        model: str | None = None,
+        endpoint: str | None = None,
+    ):
+        super().__init__(message, model=model, endpoint=endpoint)
+        self.reason = reason
 
 
 class LMUnavailableError(LMError):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from dspex_actors.lm import LMRequest
+
+if TYPE_CHECKING:
+    from dspex_actors.testing import LocalLMServer
 
 WAIT = 30.0
 
@@ -91,3 +94,13 @@ class LineReader:
         while self.next(timeout) is not None:
             pass
         return self.seen
+
+
+def server_usage(server: LocalLMServer) -> dict[str, int]:
+    """The tokens the local server has counted, in the shape of an LM usage entry."""
+    stats = server.stats()
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+    }

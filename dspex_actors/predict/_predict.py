@@ -229,6 +229,8 @@ class Predict(Module, Parameter):
         rollout_id = config.pop("rollout_id", None)
         temperature = config.get("temperature", lm_kwargs.get("temperature"))
         n = n_given or lm_kwargs.get("n") or 1
+        if effective_lm is not None:
+            effective_lm.provider_impl.check_n(effective_lm.model, n)
         if n > 1 and (temperature is None or temperature <= 0.15):
             config["temperature"] = _N_TEMPERATURE
         return _PreparedCall(
@@ -248,8 +250,8 @@ class Predict(Module, Parameter):
     ) -> Prediction:
         """The Prediction of a call, recorded in the current trace if one is open."""
         pred = Prediction.from_completions(
-            completions, call.signature, usage=response.usage, raw_texts=response.texts
-        )
+            completions, call.signature, raw_texts=response.texts
+        )  # its usage: set by Module.__call__ from every request the call made
         if call.record:
             trace = current_trace()
             if trace is not None:

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, Self
 
 from dspex_actors._errors import ConfigurationError, ProgramLoadError
+from dspex_actors._usage import UsageTracker, tracking
 from dspex_actors._version import __version__
 from dspex_actors.primitives._program_pickle import (
     dependency_versions,
@@ -52,6 +53,13 @@ class _Batch:
 def install_batch(run: Callable[..., Any]) -> None:
     """Set the function behind :meth:`Module.batch` (called by ``dspex_actors.modules``)."""
     _Batch.run = run
+
+def _with_usage(outputs: Any, tracker: UsageTracker) -> Any:
+    """``outputs``, its usage set from ``tracker`` when it is a Prediction."""
+    set_usage = getattr(outputs, "set_lm_usage", None)
+    if callable(set_usage):
+        set_usage(tracker.get_total_tokens())
+    return outputs
 
 
 class Parameter:
@@ -112,8 +120,14 @@ class Module:
         return type(self).aforward is not Module.aforward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run ``forward`` between the callbacks' ``on_module_start``/``end`` hooks, in an
-        INTERNAL span when OpenTelemetry is installed."""
+        """``forward`` between the callbacks' ``on_module_start``/``end`` hooks (in an INTERNAL
+        span when OpenTelemetry is installed); a Prediction returned carries the usage of
+        every LM call made meanwhile (``get_lm_usage()``, DSPy's per-model shape)."""
+        with tracking() as tracker:
+            outputs = self._forward_observed(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    def _forward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         if hook is None and tracer() is None:
             return self.forward(*args, **kwargs)
@@ -133,6 +147,11 @@ class Module:
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """``await module.acall(**inputs)``: ``aforward`` (or ``forward`` on a worker thread
         when the module defines no ``aforward``), between the same callback hooks."""
+        with tracking() as tracker:
+            outputs = await self._aforward_observed(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    async def _aforward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None

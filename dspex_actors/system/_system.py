@@ -64,6 +64,7 @@ from dspex_actors.lm._client import (
 )
 from dspex_actors.lm._limits import TokenBucket
 from dspex_actors.lm._lm import LM
+from dspex_actors.lm._record import record_call
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
 from dspex_actors.telemetry._otel import observe_restarts
@@ -474,14 +475,14 @@ class ActorSystem:
     ) -> LMResponse:
         with self._calls.enter(self.name):
             try:
-                return self._one_call(lm, request, cached=cached)
+                return record_call(lm, request, self._one_call(lm, request, cached=cached))
             except LMUnavailableError:
                 if not self.running:
                     raise
                 logger.warning(
                     "the Client actor for %s stopped during a call; retrying once", lm.model
                 )
-            return self._one_call(lm, request, cached=cached)
+            return record_call(lm, request, self._one_call(lm, request, cached=cached))
 
     async def arequest(
         self, request: LMRequest, lm: LM | None = None, *, sink: ChunkSink | None = None
@@ -512,14 +513,15 @@ class ActorSystem:
     ) -> LMResponse:
         with self._calls.enter(self.name):
             try:
-                return await self._aone_call(lm, request, cached=cached, sink=sink)
+                response = await self._aone_call(lm, request, cached=cached, sink=sink)
+                return record_call(lm, request, response)
             except LMUnavailableError:
                 if not self.running or sink is not None:
                     raise
                 logger.warning(
                     "the Client actor for %s stopped during a call; retrying once", lm.model
                 )
-            return await self._aone_call(lm, request, cached=cached)
+            return record_call(lm, request, await self._aone_call(lm, request, cached=cached))
 
     def _lm_for(self, request: LMRequest, lm: LM | None) -> LM:
         """The LM a call goes to (``lm`` or the system's), checking the arguments."""

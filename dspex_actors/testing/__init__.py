@@ -2,7 +2,10 @@
 
 ``LocalLMServer`` serves ``POST /v1/chat/completions`` and ``GET /v1/models`` on
 127.0.0.1 with a pluggable responder (the deterministic default "model" reads DSPy
-chat-adapter prompts), latency, fault injection and counters; ``ServerProcess`` runs
+chat-adapter prompts), latency, fault injection and counters. It also speaks Anthropic
+(``POST /v1/messages``), Gemini (``/v1beta/models/{model}:generateContent``) and Azure
+OpenAI (``/openai/deployments/{name}/chat/completions``) to the same responders, at
+``root_url``; ``ServerProcess`` runs
 the same server in a subprocess, driven over its ``/_dspex/`` control endpoints.
 """
 

@@ -43,7 +43,7 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 class ServerStats:
     """A snapshot of the server's counters (the same shape in and out of process).
 
-    ``requests_total`` counts ``POST /v1/chat/completions`` requests (faulted ones
+    ``requests_total`` counts chat requests of every protocol (faulted ones
     included); ``status_counts`` maps HTTP status → replies sent (a dropped connection
     has no status); ``in_flight`` counts requests received and not yet answered (a
     request leaves it just before its reply is written); ``faults`` maps a fault label

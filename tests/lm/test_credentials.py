@@ -45,7 +45,7 @@ def test_credentials_in_api_base_are_sent_but_never_shown(
     basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
     (headers,) = server.stats().headers
     assert headers["authorization"] == secret_fingerprint(f"Basic {basic}")
-    assert lm.copy(temperature=0.5).request_url == lm.request_url  # copies keep them
+    assert lm.copy(temperature=0.5).request_url() == lm.request_url()  # copies keep them
     other = dx.LM("openai/local-model", api_base=_with_credentials(server.url).replace("778", "9"))
     assert other.config_id != lm.config_id and other.endpoint == lm.endpoint
 
@@ -67,7 +67,7 @@ def test_a_short_key_never_mangles_messages(make_lm_server: MakeServer) -> None:
 
 def test_no_key_for_a_remote_server_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(dx.ConfigurationError, match=r"no API key for http://10\.1\.2\.3/v1"):
+    with pytest.raises(dx.ConfigurationError, match=r"no API key for openai/x at http://10\.1\.2\.3/v1"):
         dx.LM("openai/x", api_base="http://10.1.2.3/v1")
     with pytest.raises(dx.ConfigurationError, match="OPENAI_API_KEY"):
         dx.LM("openai/gpt-4o-mini")

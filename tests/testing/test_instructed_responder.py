@@ -41,7 +41,7 @@ def task(question: str, instructions: str, demos: int = 0) -> ChatRequest:
 
 
 def answered(reply: str) -> str:
-    return reply.split("[[ ## answer ## ]]")[1].split("[[ ## completed ## ]]")[0].strip()
+    return reply.split("[[ ## answer ## ]]")[1].split("[[ ## completed ## ]]", maxsplit=1)[0].strip()
 
 
 def right_share(responder: InstructionSensitiveResponder, instructions: str, demos: int) -> float:

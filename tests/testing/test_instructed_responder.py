@@ -41,7 +41,8 @@ def task(question: str, instructions: str, demos: int = 0) -> ChatRequest:
 
 
 def answered(reply: str) -> str:
-    return reply.split("[[ ## answer ## ]]")[1].split("[[ ## completed ## ]]", maxsplit=1)[0].strip()
+    after = reply.split("[[ ## answer ## ]]")[1]
+    return after.split("[[ ## completed ## ]]", maxsplit=1)[0].strip()
 
 
 def right_share(responder: InstructionSensitiveResponder, instructions: str, demos: int) -> float:

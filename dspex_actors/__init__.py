@@ -52,6 +52,7 @@ from dspex_actors.teleprompt import (
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
+    MIPROv2,
 )
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "LMTimeoutError",
     "LMUnavailableError",
     "LabeledFewShot",
+    "MIPROv2",
     "MalformedResponseError",
     "Module",
     "OptimizerError",

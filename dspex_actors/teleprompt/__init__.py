@@ -1,4 +1,4 @@
-"""Few-shot optimizers: LabeledFewShot, BootstrapFewShot, BootstrapFewShotWithRandomSearch.
+"""Optimizers: LabeledFewShot, BootstrapFewShot, BootstrapFewShotWithRandomSearch; MIPROv2.
 
 They follow DSPy's semantics (same seeds, same sampling, same selection order) so the
 demos chosen match DSPy's given the same LM answers; bootstrapping and candidate
@@ -6,6 +6,7 @@ scoring run on the parallel executor.
 """
 
 from dspex_actors.teleprompt._bootstrap import BootstrapFewShot
+from dspex_actors.teleprompt._mipro import MIPROv2
 from dspex_actors.teleprompt._random_search import BootstrapFewShotWithRandomSearch
 from dspex_actors.teleprompt._teleprompter import Teleprompter
 from dspex_actors.teleprompt._vanilla import LabeledFewShot
@@ -14,5 +15,6 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "LabeledFewShot",
+    "MIPROv2",
     "Teleprompter",
 ]

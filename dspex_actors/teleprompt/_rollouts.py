@@ -1,0 +1,119 @@
+"""Many candidates' evaluations on one pool: every (program, example) job of a step at once.
+
+The instruction optimizers score several candidate programs on (mini)batches per step.
+Instead of one :class:`Evaluate` per candidate, one after another, a step hands all its
+jobs to one :class:`ParallelExecutor` run, so ``num_threads`` calls are in flight across
+candidates. Each job runs its program with ``record_trace()`` and scores the prediction;
+results come back in job order whatever the thread count, so a seeded optimizer takes
+the same decisions with 1 thread or 16.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dspex_actors._errors import EvaluationAborted, OptimizerError
+from dspex_actors.evaluate import ParallelExecutor
+from dspex_actors.predict import record_trace
+from dspex_actors.primitives import Example, Module, Prediction
+
+__all__ = ["Job", "Rollout", "check_score", "mean_score", "run_jobs"]
+
+Scorer = Callable[[Example, Any, list[Any]], Any]
+"""``scorer(example, prediction, trace)`` → the metric's value (number or Prediction)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Run ``program`` on ``example``; ``tag`` says which candidate it belongs to."""
+
+    program: Module
+    example: Example
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One job's result: prediction, trace, score (``failure_score`` when it failed)."""
+
+    job: Job
+    prediction: Any
+    score: float
+    trace: list[Any] = field(default_factory=list)
+    feedback: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the program or the metric raised."""
+        return self.error is not None
+
+
+def check_score(value: Any, where: str) -> tuple[float, str | None]:
+    """A metric value as ``(score, feedback)``: a number, a bool or ``Prediction(score=...)``."""
+    feedback = None
+    if isinstance(value, Prediction | Example) or (
+        hasattr(value, "score") and not isinstance(value, numbers.Real)
+    ):
+        feedback_value = getattr(value, "feedback", None)
+        feedback = None if feedback_value is None else str(feedback_value)
+        value = getattr(value, "score", None)
+    if isinstance(value, numbers.Real):
+        return float(value), feedback
+    raise TypeError(
+        f"{where}: the metric returned {type(value).__name__} {value!r}; expected a number, a "
+        "bool or dx.Prediction(score=..., feedback=...)"
+    )
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    scorer: Scorer,
+    *,
+    num_threads: int,
+    max_errors: int,
+    optimizer: str,
+    failure_score: float = 0.0,
+    partial: Any = None,
+) -> list[Rollout]:
+    """Run every job on one pool; one :class:`Rollout` per job, in job order.
+
+    A job whose program or metric raises scores ``failure_score``; more than
+    ``max_errors`` such jobs (or Ctrl-C) raise :class:`OptimizerError` with ``partial``.
+    """
+
+    def run(job: Job) -> Rollout:
+        with record_trace() as trace:
+            prediction = job.program(**job.example.inputs())
+        score, feedback = check_score(scorer(job.example, prediction, list(trace)), optimizer)
+        return Rollout(job, prediction, score, list(trace), feedback)
+
+    if not jobs:
+        return []
+    executor = ParallelExecutor(min(num_threads, len(jobs)), max_errors=max_errors)
+    try:
+        outcomes = executor.run(run, list(jobs))
+    except EvaluationAborted as exc:
+        raise OptimizerError(
+            f"{optimizer}: evaluation stopped early ({exc}); finished steps are kept",
+            partial=partial,
+        ) from exc
+    rollouts: list[Rollout] = []
+    for outcome in outcomes:
+        if outcome.failure is None and outcome.value is not None:
+            rollouts.append(outcome.value)
+        else:
+            failure = outcome.failure
+            message = "no result" if failure is None else f"{failure.error_type}: {failure.message}"
+            rollouts.append(Rollout(outcome.item, None, failure_score, error=message))
+    return rollouts
+
+
+def mean_score(rollouts: Sequence[Rollout]) -> float:
+    """:class:`Evaluate`'s score: 100 x the mean, two decimals (0.0 for no rollouts)."""
+    if not rollouts:
+        return 0.0
+    return round(100 * sum(r.score for r in rollouts) / len(rollouts), 2)

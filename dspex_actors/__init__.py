@@ -49,6 +49,7 @@ from dspex_actors.signatures import (
 from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, current_system
 from dspex_actors.teleprompt import (
+    GEPA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
@@ -56,6 +57,7 @@ from dspex_actors.teleprompt import (
 )
 
 __all__ = [
+    "GEPA",
     "LM",
     "ActorSystem",
     "AdapterParseError",

@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from dspex_actors._errors import EvaluationAborted, OptimizerError
+from dspex_actors._errors import DSPexError, EvaluationAborted, OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.system import current_system
 from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_THREADS
@@ -425,6 +425,13 @@ class _Run:
         except EvaluationAborted as exc:
             raise OptimizerError(
                 f"{_NAME}: stopped early ({exc})", partial=self._partial()
+            ) from exc
+        except OptimizerError:
+            raise
+        except DSPexError as exc:
+            raise OptimizerError(
+                f"{_NAME}: iteration {len(self.iterations)} failed: {type(exc).__name__}: {exc}",
+                partial=self._partial(),
             ) from exc
         self.budget.log()
         return self._result()

@@ -31,7 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dspex_actors._errors import ConfigurationError, EvaluationAborted, OptimizerError
+from dspex_actors._errors import (
+    ConfigurationError,
+    DSPexError,
+    EvaluationAborted,
+    OptimizerError,
+)
 from dspex_actors.evaluate import ParallelExecutor
 from dspex_actors.primitives import Example, Module
 from dspex_actors.teleprompt._bootstrap import (
@@ -386,6 +391,12 @@ class _Run:
         except EvaluationAborted as exc:
             raise OptimizerError(
                 f"{_NAME}: stopped early ({exc})", partial=self._partial()
+            ) from exc
+        except OptimizerError:
+            raise
+        except DSPexError as exc:
+            raise OptimizerError(
+                f"{_NAME}: {type(exc).__name__}: {exc}", partial=self._partial()
             ) from exc
         self.budget.log()
         return self._result()

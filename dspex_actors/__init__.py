@@ -50,6 +50,7 @@ from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, current_system
 from dspex_actors.teleprompt import (
     GEPA,
+    SIMBA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
@@ -59,6 +60,7 @@ from dspex_actors.teleprompt import (
 __all__ = [
     "GEPA",
     "LM",
+    "SIMBA",
     "ActorSystem",
     "AdapterParseError",
     "BootstrapFewShot",

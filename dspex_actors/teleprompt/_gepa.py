@@ -19,7 +19,11 @@ Our own implementation of the algorithm DSPy 3.4.1 runs through the ``gepa`` pac
 It stops once ``max_metric_calls`` evaluations (program runs scored) are spent:
 ``auto`` sets that budget with DSPy's formula, ``max_full_evals`` as multiples of
 train + val. Every evaluation runs on the parallel executor (a whole minibatch or the
-valset at once). ``log_dir=`` checkpoints the pool, scores, RNG and sampler after each
+valset at once). While parents' minibatches come back perfect, nothing but the RNG and
+the sampler moves, so the next iterations' parents and minibatches are drawn ahead
+(up to ``num_threads / reflection_minibatch_size``, doubling while they skip) and their
+minibatches run together; at the first that is not skipped the RNG and sampler go back
+to just after its draws, so the run takes exactly the sequential decisions. ``log_dir=`` checkpoints the pool, scores, RNG and sampler after each
 iteration; a re-run with the same ``log_dir`` goes on from the last finished iteration.
 """
 
@@ -321,6 +325,7 @@ class _Run:
         self.order: list[int] = []
         self.position = 0
         self.next_component: list[int] = []
+        self.lookahead = max(1, self.num_threads // max(1, owner.reflection_minibatch_size))
 
     # -- state -------------------------------------------------------------------------
 
@@ -368,10 +373,21 @@ class _Run:
     # -- evaluation ----------------------------------------------------------------------
 
     def _evaluate(self, program: Module, examples: Sequence[Example]) -> list[Rollout]:
+        rollouts = self._evaluate_many([(program, examples)])[0]
+        self.metric_calls += len(examples)
+        return rollouts
+
+    def _evaluate_many(
+        self, work: Sequence[tuple[Module, Sequence[Example]]]
+    ) -> list[list[Rollout]]:
+        """Every (program, examples) pair on one pool; rollouts per pair, in order (the
+        caller counts the metric calls it keeps)."""
         metric = self.o.metric
-        runner = program
+        jobs = [
+            Job(program, ex, position) for position, (program, exs) in enumerate(work) for ex in exs
+        ]
         rollouts = run_jobs(
-            [Job(runner, example) for example in examples],
+            jobs,
             lambda gold, pred, trace: metric(gold, pred, trace, None, None),
             num_threads=self.num_threads,
             max_errors=self.max_errors,
@@ -379,8 +395,10 @@ class _Run:
             failure_score=self.o.failure_score,
             partial=self._partial(),
         )
-        self.metric_calls += len(examples)
-        return rollouts
+        grouped: list[list[Rollout]] = [[] for _ in work]
+        for rollout in rollouts:
+            grouped[rollout.job.tag].append(rollout)
+        return grouped
 
     def _minibatch(self) -> list[int]:
         size = min(self.o.reflection_minibatch_size, len(self.train))
@@ -417,9 +435,10 @@ class _Run:
                 self.val_scores.append([r.score for r in rollouts])
                 self.next_component.append(0)
                 self._save()
+            depth = 1
             while self.metric_calls < self.max_calls:
-                self._iterate()
-                self._save()
+                skipped = self._iterate(depth)
+                depth = min(depth * 2, self.lookahead) if skipped else 1
         except KeyboardInterrupt as exc:
             raise OptimizerError(f"{_NAME}: interrupted", partial=self._partial()) from exc
         except EvaluationAborted as exc:
@@ -436,19 +455,68 @@ class _Run:
         self.budget.log()
         return self._result()
 
-    def _iterate(self) -> None:
-        parent = self._select()
-        batch_ids = self._minibatch()
-        batch = [self.train[i] for i in batch_ids]
-        record: dict[str, Any] = {"parent": parent, "batch": batch_ids}
-        self.iterations.append(record)
-        program = self._program(parent)
+    def _plan(self, depth: int) -> list[tuple[int, list[int], dict[str, Any]]]:
+        """The next ``depth`` iterations' parents and minibatches, with the RNG and sampler
+        state after each: they depend on nothing but those, while no candidate joins."""
+        planned = []
+        calls = self.metric_calls
+        for _ in range(depth):
+            if calls >= self.max_calls:
+                break
+            parent = self._select()
+            batch_ids = self._minibatch()
+            calls += len(batch_ids)
+            after = {
+                "rng": self.rng.getstate(),
+                "order": list(self.order),
+                "position": self.position,
+            }
+            planned.append((parent, batch_ids, after))
+        return planned
+
+    def _iterate(self, depth: int) -> bool:
+        """Run iterations until one may change the pool; True if every one was skipped.
+
+        The parents' minibatches of up to ``depth`` planned iterations run at once. While
+        they are perfect (skipped) the plan holds; at the first that is not, the RNG and
+        sampler go back to just after its own draws and the rest of the plan is dropped.
+        """
+        planned = self._plan(depth)
+        programs = [self._program(parent) for parent, _, _ in planned]
         with self.budget.phase("minibatch"):
-            before = self._evaluate(program, batch)
-        record["parent_scores"] = [r.score for r in before]
-        if self.o.skip_perfect_score and all(r.score >= self.o.perfect_score for r in before):
-            record["outcome"] = "skipped: perfect minibatch"
-            return
+            results = self._evaluate_many(
+                [
+                    (program, [self.train[i] for i in ids])
+                    for program, (_, ids, _) in zip(programs, planned, strict=True)
+                ]
+            )
+        for program, (parent, batch_ids, after), before in zip(
+            programs, planned, results, strict=True
+        ):
+            self.rng.setstate(after["rng"])
+            self.order, self.position = after["order"], after["position"]
+            self.metric_calls += len(batch_ids)
+            record: dict[str, Any] = {"parent": parent, "batch": batch_ids}
+            self.iterations.append(record)
+            record["parent_scores"] = [r.score for r in before]
+            if self.o.skip_perfect_score and all(r.score >= self.o.perfect_score for r in before):
+                record["outcome"] = "skipped: perfect minibatch"
+                self._save()
+                continue
+            self._reflect(parent, program, [self.train[i] for i in batch_ids], before, record)
+            self._save()
+            return False
+        return True
+
+    def _reflect(
+        self,
+        parent: int,
+        program: Module,
+        batch: list[Example],
+        before: list[Rollout],
+        record: dict[str, Any],
+    ) -> None:
+        """Propose a child for ``parent`` from its minibatch; keep it if it does better."""
         component = self.names[self.next_component[parent] % len(self.names)]
         self.next_component[parent] += 1
         record["component"] = component

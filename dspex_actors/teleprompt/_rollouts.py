@@ -3,20 +3,22 @@
 The instruction optimizers score several candidate programs on (mini)batches per step.
 Instead of one :class:`Evaluate` per candidate, one after another, a step hands all its
 jobs to one :class:`ParallelExecutor` run, so ``num_threads`` calls are in flight across
-candidates. Each job runs its program with ``record_trace()`` and scores the prediction;
+candidates (as tasks on an event loop when every program is natively async, like
+:class:`Evaluate`). Each job runs its program with ``record_trace()`` and scores the prediction;
 results come back in job order whatever the thread count, so a seeded optimizer takes
 the same decisions with 1 thread or 16.
 """
 
 from __future__ import annotations
 
+import asyncio
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dspex_actors._errors import EvaluationAborted, OptimizerError
-from dspex_actors.evaluate import ParallelExecutor
+from dspex_actors.evaluate import AsyncExecutor, Outcome, ParallelExecutor
 from dspex_actors.predict import record_trace
 from dspex_actors.primitives import Example, Module, Prediction
 
@@ -91,11 +93,22 @@ def run_jobs(
         score, feedback = check_score(scorer(job.example, prediction, list(trace)), optimizer)
         return Rollout(job, prediction, score, list(trace), feedback)
 
+    async def arun(job: Job) -> Rollout:
+        with record_trace() as trace:
+            prediction = await job.program.acall(**job.example.inputs())
+        score, feedback = check_score(scorer(job.example, prediction, list(trace)), optimizer)
+        return Rollout(job, prediction, score, list(trace), feedback)
+
     if not jobs:
         return []
-    executor = ParallelExecutor(min(num_threads, len(jobs)), max_errors=max_errors)
+    threads = min(num_threads, len(jobs))
+    outcomes: list[Outcome[Job, Rollout]]
     try:
-        outcomes = executor.run(run, list(jobs))
+        if _natively_async(jobs):
+            executor = AsyncExecutor(threads, max_errors=max_errors)
+            outcomes = asyncio.run(executor.run(arun, list(jobs)))
+        else:
+            outcomes = ParallelExecutor(threads, max_errors=max_errors).run(run, list(jobs))
     except EvaluationAborted as exc:
         raise OptimizerError(
             f"{optimizer}: evaluation stopped early ({exc}); finished steps are kept",
@@ -110,6 +123,16 @@ def run_jobs(
             message = "no result" if failure is None else f"{failure.error_type}: {failure.message}"
             rollouts.append(Rollout(outcome.item, None, failure_score, error=message))
     return rollouts
+
+
+def _natively_async(jobs: Sequence[Job]) -> bool:
+    """Every program has its own ``aforward`` and no event loop runs in this thread: then
+    the jobs run as tasks on a loop here (no worker thread per job, no pool to start)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return all(job.program.has_native_aforward for job in jobs)
+    return False
 
 
 def mean_score(rollouts: Sequence[Rollout]) -> float:

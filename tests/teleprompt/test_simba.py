@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ from dspex_actors.testing._responders import answer_prompt
 
 class NoisyWhenSampled:
     """The instruction-sensitive model, but sampling (temperature >= 0.5) without the phrase
-    is right on every other call: trajectories of one example disagree, as SIMBA needs."""
+    alternates right and wrong per question: trajectories of one example disagree, as
+    SIMBA needs to write a rule."""
 
     def __init__(self) -> None:
         self.inner = InstructionSensitiveResponder()
-        self.calls = itertools.count()
+        self.seen: Counter[str] = Counter()
         self.lock = threading.Lock()
 
     def __call__(self, request: ChatRequest) -> str:
@@ -43,7 +44,8 @@ class NoisyWhenSampled:
         if INSTRUCTED_PHRASE in request.system_text.lower():
             return self.inner(request)
         with self.lock:
-            right = next(self.calls) % 2 == 0
+            self.seen[prompt.question] += 1
+            right = self.seen[prompt.question] % 2 == 0
         return answer_prompt(prompt, wrong=not right)
 
 

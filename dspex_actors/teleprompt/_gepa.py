@@ -23,7 +23,8 @@ valset at once). While parents' minibatches come back perfect, nothing but the R
 the sampler moves, so the next iterations' parents and minibatches are drawn ahead
 (up to ``num_threads / reflection_minibatch_size``, doubling while they skip) and their
 minibatches run together; at the first that is not skipped the RNG and sampler go back
-to just after its draws, so the run takes exactly the sequential decisions. ``log_dir=`` checkpoints the pool, scores, RNG and sampler after each
+to just after its draws, so the run takes exactly the sequential decisions.
+``log_dir=`` checkpoints the pool, scores, RNG and sampler after each
 iteration; a re-run with the same ``log_dir`` goes on from the last finished iteration.
 """
 

@@ -38,15 +38,21 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from dspex_actors._errors import DSPexError, EvaluationAborted, OptimizerError
+from dspex_actors._errors import OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.system import current_system
 from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_THREADS
 from dspex_actors.teleprompt._budget import Budget
 from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_to_json
 from dspex_actors.teleprompt._instructions import instructions_of, with_instructions
+from dspex_actors.teleprompt._partial import keep_partial
 from dspex_actors.teleprompt._rollouts import Job, Rollout, check_score, run_jobs
-from dspex_actors.teleprompt._teleprompter import Teleprompter, check_program, check_trainset
+from dspex_actors.teleprompt._teleprompter import (
+    Teleprompter,
+    check_counts,
+    check_program,
+    check_trainset,
+)
 
 __all__ = ["GEPA", "REFLECTION_PROMPT", "auto_budget"]
 
@@ -237,16 +243,15 @@ class GEPA(Teleprompter):
                 f"{_NAME}: candidate_selection_strategy must be 'pareto' or 'current_best', "
                 f"got {candidate_selection_strategy!r}"
             )
-        for label, value in (
-            ("max_full_evals", max_full_evals),
-            ("max_metric_calls", max_metric_calls),
-            ("reflection_minibatch_size", reflection_minibatch_size),
-            ("num_threads", num_threads),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise OptimizerError(f"{_NAME}: {label} must be an int >= 1, got {value!r}")
+        check_counts(
+            _NAME,
+            ("max_full_evals", max_full_evals, 1),
+            ("max_metric_calls", max_metric_calls, 1),
+            ("reflection_minibatch_size", reflection_minibatch_size, 1),
+            ("num_threads", num_threads, 1),
+            ("max_errors", max_errors, 0),
+            optional={"max_full_evals", "max_metric_calls", "num_threads", "max_errors"},
+        )
         self.metric = metric
         self.auto = auto
         self.max_full_evals = max_full_evals
@@ -427,7 +432,7 @@ class _Run:
         saved = self.checkpoint.load(self.settings)
         if saved is not None:
             self._restore(saved)
-        try:
+        with keep_partial(_NAME, self._partial, lambda: f"iteration {len(self.iterations)}"):
             if not self.candidates:
                 with self.budget.phase("baseline"):
                     rollouts = self._evaluate(self.student, self.val)
@@ -440,19 +445,6 @@ class _Run:
             while self.metric_calls < self.max_calls:
                 skipped = self._iterate(depth)
                 depth = min(depth * 2, self.lookahead) if skipped else 1
-        except KeyboardInterrupt as exc:
-            raise OptimizerError(f"{_NAME}: interrupted", partial=self._partial()) from exc
-        except EvaluationAborted as exc:
-            raise OptimizerError(
-                f"{_NAME}: stopped early ({exc})", partial=self._partial()
-            ) from exc
-        except OptimizerError:
-            raise
-        except DSPexError as exc:
-            raise OptimizerError(
-                f"{_NAME}: iteration {len(self.iterations)} failed: {type(exc).__name__}: {exc}",
-                partial=self._partial(),
-            ) from exc
         self.budget.log()
         return self._result()
 

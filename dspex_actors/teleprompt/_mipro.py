@@ -31,12 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dspex_actors._errors import (
-    ConfigurationError,
-    DSPexError,
-    EvaluationAborted,
-    OptimizerError,
-)
+from dspex_actors._errors import ConfigurationError, OptimizerError
 from dspex_actors.evaluate import ParallelExecutor
 from dspex_actors.primitives import Example, Module
 from dspex_actors.teleprompt._bootstrap import (
@@ -54,9 +49,15 @@ from dspex_actors.teleprompt._checkpoint import (
     rng_to_json,
 )
 from dspex_actors.teleprompt._instructions import set_instruction
+from dspex_actors.teleprompt._partial import keep_partial
 from dspex_actors.teleprompt._proposer import DEMOS_IN_CONTEXT, GroundedProposer, dataset_summary
 from dspex_actors.teleprompt._rollouts import Job, mean_score, run_jobs
-from dspex_actors.teleprompt._teleprompter import Teleprompter, check_program, check_trainset
+from dspex_actors.teleprompt._teleprompter import (
+    Teleprompter,
+    check_counts,
+    check_program,
+    check_trainset,
+)
 from dspex_actors.teleprompt._vanilla import LabeledFewShot
 
 __all__ = ["AUTO_RUN_SETTINGS", "MIPROv2", "import_optuna"]
@@ -152,7 +153,8 @@ class MIPROv2(Teleprompter):
             raise OptimizerError(
                 f"{_NAME}: auto must be 'light', 'medium', 'heavy' or None, got {auto!r}"
             )
-        for label, value, minimum in (
+        check_counts(
+            _NAME,
             ("max_bootstrapped_demos", max_bootstrapped_demos, 0),
             ("max_labeled_demos", max_labeled_demos, 0),
             ("num_candidates", num_candidates, 1),
@@ -160,16 +162,8 @@ class MIPROv2(Teleprompter):
             ("minibatch_size", minibatch_size, 1),
             ("num_threads", num_threads, 1),
             ("max_errors", max_errors, 0),
-        ):
-            if value is None and label in {
-                "num_candidates",
-                "num_trials",
-                "num_threads",
-                "max_errors",
-            }:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise OptimizerError(f"{_NAME}: {label} must be an int >= {minimum}, got {value!r}")
+            optional={"num_candidates", "num_trials", "num_threads", "max_errors"},
+        )
         import_optuna()
         self.metric = metric
         self.prompt_model = prompt_model
@@ -347,6 +341,7 @@ class _Run:
         self.trials: list[_Trial] = []
         self.by_combo: dict[str, list[tuple[float, dict[str, int]]]] = {}
         self.fully_evaled: dict[str, float] = {}
+        self.step = "choosing the valset"
 
     # -- checkpoint ---------------------------------------------------------------------
 
@@ -365,10 +360,12 @@ class _Run:
         if saved is not None:
             self.state = saved
             self.rng = rng_from_json(saved["rng"])
-        try:
+        with keep_partial(_NAME, self._partial, self._where):
             self._choose_valset()
+            self.step = "bootstrapping"
             with self.budget.phase("bootstrap"):
                 demo_candidates = self._bootstrap()
+            self.step = "proposing instructions"
             with self.budget.phase("propose"):
                 instructions = self._propose(demo_candidates)
             self.instructions = instructions
@@ -378,28 +375,16 @@ class _Run:
                 and (self.settings["max_labeled_demos"] == 0)
                 else demo_candidates
             )
+            self.step = "search"
             with self.budget.phase("search"):
                 self._search()
-        except KeyboardInterrupt as exc:
-            raise OptimizerError(
-                f"{_NAME}: interrupted; the finished steps are in the checkpoint "
-                f"({self.checkpoint.path})"
-                if self.checkpoint.enabled
-                else f"{_NAME}: interrupted",
-                partial=self._partial(),
-            ) from exc
-        except EvaluationAborted as exc:
-            raise OptimizerError(
-                f"{_NAME}: stopped early ({exc})", partial=self._partial()
-            ) from exc
-        except OptimizerError:
-            raise
-        except DSPexError as exc:
-            raise OptimizerError(
-                f"{_NAME}: {type(exc).__name__}: {exc}", partial=self._partial()
-            ) from exc
         self.budget.log()
         return self._result()
+
+    def _where(self) -> str:
+        if self.step == "search":
+            return f"trial {len(self.trials) + 1}"
+        return self.step
 
     def _choose_valset(self) -> None:
         if "valset_indices" not in self.state:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dspex_actors._errors import DSPexError, EvaluationAborted, OptimizerError
+from dspex_actors._errors import OptimizerError
 from dspex_actors.evaluate import ParallelExecutor
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module
@@ -37,8 +37,14 @@ from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_T
 from dspex_actors.teleprompt._budget import Budget
 from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_to_json
 from dspex_actors.teleprompt._instructions import describe_modules, set_instruction
+from dspex_actors.teleprompt._partial import keep_partial
 from dspex_actors.teleprompt._rollouts import Job, Rollout, run_jobs
-from dspex_actors.teleprompt._teleprompter import Teleprompter, check_program, check_trainset
+from dspex_actors.teleprompt._teleprompter import (
+    Teleprompter,
+    check_counts,
+    check_program,
+    check_trainset,
+)
 
 __all__ = ["SIMBA", "OfferFeedback", "percentile"]
 
@@ -172,17 +178,16 @@ class SIMBA(Teleprompter):
     ) -> None:
         if not callable(metric):
             raise OptimizerError(f"{_NAME}: metric must be callable, got {type(metric).__name__}")
-        for label, value, minimum in (
+        check_counts(
+            _NAME,
             ("bsize", bsize, 1),
             ("num_candidates", num_candidates, 1),
             ("max_steps", max_steps, 0),
             ("max_demos", max_demos, 0),
             ("num_threads", num_threads, 1),
-        ):
-            if value is None and label == "num_threads":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise OptimizerError(f"{_NAME}: {label} must be an int >= {minimum}, got {value!r}")
+            ("max_errors", max_errors, 0),
+            optional={"num_threads", "max_errors"},
+        )
         self.metric = metric
         self.bsize = bsize
         self.num_candidates = num_candidates
@@ -320,7 +325,7 @@ class _Run:
         saved = self.checkpoint.load(self.settings)
         if saved is not None:
             self._restore(saved)
-        try:
+        with keep_partial(_NAME, self._partial, lambda: f"step {self.step + 1}"):
             while self.step < self.o.max_steps:
                 self._one_step()
                 self.step += 1
@@ -328,19 +333,6 @@ class _Run:
             with self.budget.phase("final"):
                 best = self._final()
             best.budget = self.budget.to_dict()  # type: ignore[attr-defined]
-        except KeyboardInterrupt as exc:
-            raise OptimizerError(f"{_NAME}: interrupted", partial=self._partial()) from exc
-        except EvaluationAborted as exc:
-            raise OptimizerError(
-                f"{_NAME}: stopped early ({exc})", partial=self._partial()
-            ) from exc
-        except OptimizerError:
-            raise
-        except DSPexError as exc:
-            raise OptimizerError(
-                f"{_NAME}: step {self.step + 1} failed: {type(exc).__name__}: {exc}",
-                partial=self._partial(),
-            ) from exc
         self.budget.log()
         return best
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from teleprompt_helpers import API_KEY, SystemFactory, exact, examples
+from teleprompt_helpers import (
+    API_KEY,
+    SystemFactory,
+    exact,
+    instructed_baseline,
+    instructed_data,
+)
 
 from dspex_actors import GEPA
 from dspex_actors._errors import OptimizerError
-from dspex_actors.evaluate import Evaluate
 from dspex_actors.lm import LM
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
@@ -29,8 +34,7 @@ def feedback_metric(
     return Prediction(score=float(right), feedback=text)
 
 
-def data() -> tuple[list[Example], list[Example], list[Example]]:
-    return examples(20, seed=1), examples(30, seed=2), examples(100, seed=3)
+data = instructed_data
 
 
 def decided(program: Module) -> dict[str, Any]:
@@ -46,9 +50,7 @@ def decided(program: Module) -> dict[str, Any]:
 def test_gepa_finds_the_instruction_phrase(system_for: SystemFactory) -> None:
     running, server = system_for("instructed", latency=0.002)
     train, val, test = data()
-    evaluate = Evaluate(devset=test, metric=exact, num_threads=8)
-    baseline = evaluate(Predict("question -> answer")).score
-    assert 30 <= baseline <= 50
+    evaluate, baseline = instructed_baseline(test)
     calls: list[tuple[Any, ...]] = []
 
     def metric(gold: Example, pred: Any, trace: Any, pred_name: Any, pred_trace: Any) -> Any:

@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from teleprompt_helpers import API_KEY, SystemFactory, exact, examples
+from teleprompt_helpers import (
+    API_KEY,
+    SystemFactory,
+    exact,
+    examples,
+    instructed_baseline,
+    instructed_data,
+)
 
 from dspex_actors import MIPROv2
 from dspex_actors._errors import ConfigurationError, OptimizerError
-from dspex_actors.evaluate import Evaluate
 from dspex_actors.lm import LM
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Module
@@ -26,8 +32,7 @@ from dspex_actors.testing import INSTRUCTED_PHRASE, Fault, LocalLMServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def data() -> tuple[list[Any], list[Any], list[Any]]:
-    return examples(20, seed=1), examples(30, seed=2), examples(100, seed=3)
+data = instructed_data
 
 
 def summary(program: Module) -> dict[str, Any]:
@@ -43,9 +48,7 @@ def summary(program: Module) -> dict[str, Any]:
 def test_mipro_finds_the_instruction_phrase(system_for: SystemFactory) -> None:
     _, server = system_for("instructed", latency=0.002)
     train, val, test = data()
-    evaluate = Evaluate(devset=test, metric=exact, num_threads=8)
-    baseline = evaluate(Predict("question -> answer")).score
-    assert 30 <= baseline <= 50
+    evaluate, baseline = instructed_baseline(test)
 
     compiled = MIPROv2(metric=exact, auto="light", num_threads=8).compile(
         Predict("question -> answer"), trainset=train, valset=val

@@ -168,6 +168,15 @@ def main() -> None:
             score = test_score(server.url, instructions, demos)
             has = INSTRUCTED_PHRASE in instructions.lower()
             print(f"{name:<9} {'ours':<6} {wall:>8.2f} {calls:>9} {score:>7.1f} {has}")
+            phases = compiled.budget["phases"]  # type: ignore[attr-defined]
+            print(
+                " " * 10
+                + "ours per phase: "
+                + ", ".join(
+                    f"{phase} {cost['wall_seconds']:.2f} s / {cost['lm_calls']} calls"
+                    for phase, cost in phases.items()
+                )
+            )
             if not with_dspy:
                 continue
             before = server.stats(include_requests=False).requests_total

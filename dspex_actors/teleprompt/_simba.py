@@ -303,9 +303,18 @@ class _Run:
         return self.rng.choices(indices, weights=[e / total for e in exps], k=1)[0]
 
     def _sampler(self, program: Module, rollout: int) -> Module:
+        """``program`` sampling as model ``rollout``: temperature 1.0 and its own rollout id;
+        with ``teacher_settings``, model 0 is the teacher's LM at its own temperature."""
         copy = program.deepcopy()
+        teacher = rollout == 0 and bool(self.o.teacher_settings)
+        teacher_lm = self.o.teacher_settings.get("lm") if teacher else None
         for predictor in copy.predictors():
-            predictor.config = {**predictor.config, "temperature": 1.0, "rollout_id": rollout}
+            changes: dict[str, Any] = {"rollout_id": rollout}
+            if not teacher:
+                changes["temperature"] = 1.0
+            if teacher_lm is not None:
+                predictor.lm = teacher_lm
+            predictor.config = {**predictor.config, **changes}
         return copy
 
     def _run(self, jobs: list[Job]) -> list[Rollout]:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from teleprompt_helpers import SystemFactory, exact, examples
+from teleprompt_helpers import API_KEY, SystemFactory, exact, examples
 
 from dspex_actors import SIMBA
 from dspex_actors._errors import OptimizerError
 from dspex_actors.evaluate import Evaluate
+from dspex_actors.lm import LM
 from dspex_actors.predict import Predict
 from dspex_actors.teleprompt._simba import percentile
 from dspex_actors.testing import (
@@ -107,3 +108,24 @@ def test_percentile_matches_numpy_linear() -> None:
     assert percentile(values, 10) == 0.0
     assert percentile(values, 90) == 1.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+def test_teacher_lm_samples_the_first_model(
+    system_for: SystemFactory, make_lm_server: Any
+) -> None:
+    system_for("instructed")
+    teacher_server = make_lm_server("instructed")
+    teacher = LM("openai/teacher", api_base=teacher_server.url, api_key=API_KEY, num_retries=0)
+    train = examples(16, seed=6)
+    SIMBA(
+        metric=score,
+        bsize=8,
+        num_candidates=3,
+        max_steps=1,
+        teacher_settings={"lm": teacher},
+    ).compile(Predict("question -> answer"), trainset=train)
+    requests = teacher_server.stats().requests
+    # One model of three is the teacher: it ran each of the 8 minibatch examples once, at
+    # its own temperature (the others sample at 1.0).
+    assert len(requests) == 8
+    assert all(r.get("temperature") != 1.0 for r in requests)

@@ -195,8 +195,8 @@ class MIPROv2(Teleprompter):
 
     def _resolve(
         self, program: Module, num_trials: int | None, zeroshot: bool
-    ) -> tuple[int, int, int, bool | None, int | None]:
-        """(num_trials, instruct candidates, fewshot candidates, minibatch override, val size)."""
+    ) -> tuple[int, int, int, int | None]:
+        """(num_trials, instruct candidates, fewshot candidates, auto valset size or None)."""
         num_trials = num_trials if num_trials is not None else self.num_trials
         if self.auto is None:
             if self.num_candidates is None or num_trials is None:
@@ -207,7 +207,7 @@ class MIPROv2(Teleprompter):
                 raise OptimizerError(
                     f"{_NAME}: with auto=None, give both num_candidates and num_trials{hint}"
                 )
-            return num_trials, self.num_candidates, self.num_candidates, None, None
+            return num_trials, self.num_candidates, self.num_candidates, None
         if self.num_candidates is not None or num_trials is not None:
             raise OptimizerError(
                 f"{_NAME}: auto={self.auto!r} sets num_candidates and num_trials itself; "
@@ -217,7 +217,7 @@ class MIPROv2(Teleprompter):
         n = settings["n"]
         instruct = n if zeroshot else int(n * 0.5)
         trials = self.trials_for(len(program.predictors()), zeroshot, n)
-        return trials, instruct, n, None, settings["val_size"]
+        return trials, instruct, n, settings["val_size"]
 
     # -- compile -----------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class MIPROv2(Teleprompter):
         use_minibatch = self.minibatch if minibatch is None else minibatch
         mb_size = self.minibatch_size if minibatch_size is None else minibatch_size
         seed = seed or self.seed
-        trials, n_instruct, n_fewshot, _, val_size = self._resolve(student, num_trials, zeroshot)
+        trials, n_instruct, n_fewshot, val_size = self._resolve(student, num_trials, zeroshot)
 
         if val is None:
             if len(train) < 2:

@@ -83,8 +83,11 @@ def run_jobs(
 ) -> list[Rollout]:
     """Run every job on one pool; one :class:`Rollout` per job, in job order.
 
-    A job whose program or metric raises scores ``failure_score``; more than
-    ``max_errors`` such jobs (or Ctrl-C) raise :class:`OptimizerError` with ``partial``.
+    A job whose program or metric raises scores ``failure_score``. ``max_errors`` counts
+    per candidate (jobs with one ``tag``), as one :class:`Evaluate` per candidate would:
+    a candidate with more failed jobs, or Ctrl-C, raises :class:`OptimizerError` with
+    ``partial``. The pool itself stops early once the failures could not fit in every
+    candidate's allowance (an LM outage does not run every job to its failure).
     """
 
     def run(job: Job) -> Rollout:
@@ -102,13 +105,15 @@ def run_jobs(
     if not jobs:
         return []
     threads = min(num_threads, len(jobs))
+    tags = len({job.tag for job in jobs})
+    allowance = max_errors * tags
     outcomes: list[Outcome[Job, Rollout]]
     try:
         if _natively_async(jobs):
-            executor = AsyncExecutor(threads, max_errors=max_errors)
+            executor = AsyncExecutor(threads, max_errors=allowance)
             outcomes = asyncio.run(executor.run(arun, list(jobs)))
         else:
-            outcomes = ParallelExecutor(threads, max_errors=max_errors).run(run, list(jobs))
+            outcomes = ParallelExecutor(threads, max_errors=allowance).run(run, list(jobs))
     except EvaluationAborted as exc:
         raise OptimizerError(
             f"{optimizer}: evaluation stopped early ({exc}); finished steps are kept",
@@ -122,6 +127,17 @@ def run_jobs(
             failure = outcome.failure
             message = "no result" if failure is None else f"{failure.error_type}: {failure.message}"
             rollouts.append(Rollout(outcome.item, None, failure_score, error=message))
+    failed: dict[Any, list[Rollout]] = {}
+    for rollout in rollouts:
+        if rollout.failed:
+            failed.setdefault(rollout.job.tag, []).append(rollout)
+    for rows in failed.values():
+        if len(rows) > max_errors:
+            raise OptimizerError(
+                f"{optimizer}: {len(rows)} runs of one candidate failed, more than "
+                f"max_errors={max_errors}; the first: {rows[0].error}",
+                partial=partial,
+            )
     return rollouts
 
 

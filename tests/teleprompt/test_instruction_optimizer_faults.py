@@ -131,3 +131,22 @@ def test_two_predictors_each_get_an_instruction(system_for: SystemFactory) -> No
         Pipeline(), trainset=train
     )
     assert [name for name, _ in simba.named_predictors()] == ["draft.predict", "final"]
+
+
+def test_max_errors_counts_per_candidate(system_for: SystemFactory) -> None:
+    """Two failing runs in each of several candidates stay within max_errors=2 (DSPy counts
+    per Evaluate call, one per candidate), though together they are more than 2."""
+    bad = {ex.question for ex in examples(30, seed=2)[:2]}
+
+    class TwoBad(InstructionSensitiveResponder):
+        def __call__(self, request: ChatRequest) -> str:
+            prompt = parse_dspy_prompt(request)
+            if prompt is not None and prompt.question in bad:
+                return "I would rather not say."
+            return super().__call__(request)
+
+    system_for(TwoBad())
+    compiled = MIPROv2(metric=exact, auto="light", num_threads=8, max_errors=2).compile(
+        Predict("question -> answer"), trainset=examples(20, seed=1), valset=examples(30, seed=2)
+    )
+    assert compiled.score <= 100 * 28 / 30

@@ -110,9 +110,7 @@ def test_percentile_matches_numpy_linear() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
 
 
-def test_teacher_lm_samples_the_first_model(
-    system_for: SystemFactory, make_lm_server: Any
-) -> None:
+def test_teacher_lm_samples_the_first_model(system_for: SystemFactory, make_lm_server: Any) -> None:
     system_for("instructed")
     teacher_server = make_lm_server("instructed")
     teacher = LM("openai/teacher", api_base=teacher_server.url, api_key=API_KEY, num_retries=0)

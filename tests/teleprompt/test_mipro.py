@@ -142,17 +142,20 @@ def test_resume_after_a_kill_repeats_no_finished_trial(make_lm_server: Any, tmp_
     server.push_faults(*([None] * hang_at), Fault.hang(60))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log_dir = tmp_path / "log"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, server.url, str(log_dir)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        server.wait_for_stats(lambda s: s.faults.get("hang", 0) >= 1, timeout=120)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
+    errors = tmp_path / "child.err"
+    with errors.open("w") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, server.url, str(log_dir)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            server.wait_for_stats(lambda s: s.faults.get("hang", 0) >= 1, timeout=120)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, errors.read_text()
     server.clear_faults()
     checkpoint = json.loads((log_dir / "miprov2.json").read_text())
     finished = checkpoint["state"]["trials"]

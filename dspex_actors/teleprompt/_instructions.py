@@ -17,7 +17,6 @@ from dspex_actors.primitives import Module
 __all__ = [
     "describe_modules",
     "example_string",
-    "extract_fenced",
     "instructions_of",
     "program_source",
     "set_instruction",
@@ -26,7 +25,6 @@ __all__ = [
 ]
 
 _PREFIX = re.compile(r"^[\*\s]*(([\w\'\-]+\s+){0,4}[\w\'\-]+):\s*")
-_FENCE = re.compile(r"```(?:[^\n`]*\n)?(.*?)```", re.DOTALL)
 
 
 def set_instruction(predictor: Any, instructions: str) -> None:
@@ -51,14 +49,6 @@ def with_instructions(program: Module, instructions: Mapping[str, str]) -> Modul
 def strip_prefix(text: str) -> str:
     """Drop a leading ``Label:`` (up to five words) and surrounding quotes, as DSPy does."""
     return _PREFIX.sub("", str(text)).strip('"')
-
-
-def extract_fenced(text: str) -> str:
-    """The text inside the first ``` fence (the whole reply, stripped, when there is none)."""
-    match = _FENCE.search(text)
-    if match is not None:
-        return match.group(1).strip()
-    return text.strip().strip("`").strip()
 
 
 def example_string(signature: Any, example: Any) -> str:

@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from dspex_actors.primitives import Module
+from dspex_actors.primitives import Module, Parameter
 
 __all__ = [
     "describe_modules",
@@ -61,12 +61,31 @@ def example_string(signature: Any, example: Any) -> str:
 
 
 def program_source(program: Module) -> str:
-    """Pseudo-code of a program: its signatures, then its class source (none for a Predict)."""
+    """The program code MIPROv2's proposer shows (DSPy's ``get_dspy_source_code``).
+
+    The class source of a custom module (none for a Predict or ChainOfThought), after the
+    source (or text) of the signature of each predictor held in an attribute, and the same
+    for each sub-module, each once. A bare Predict gives an empty text, as in DSPy.
+    """
     header: list[str] = []
-    for _, predictor in program.named_predictors():
-        text = f"{type(predictor).__name__}({predictor.signature.signature})"
-        if text not in header:
-            header.append(text)
+    done: set[Any] = set()
+    for value in vars(program).values():
+        items = list(value.values()) if isinstance(value, dict) else value
+        if not isinstance(items, list | tuple):
+            items = [value]
+        for item in items:
+            signature = getattr(item, "signature", None)
+            if isinstance(item, Parameter) and signature is not None and id(signature) not in done:
+                done.add(id(signature))
+                try:
+                    header.append(inspect.getsource(signature))
+                except (OSError, TypeError):
+                    header.append(str(signature))
+            if isinstance(item, Module) and item is not program:
+                code = program_source(item).strip()
+                if code not in done:
+                    done.add(code)
+                    header.append(code)
     body = ""
     if type(program).__name__ not in {"Predict", "ChainOfThought"}:
         try:

@@ -12,6 +12,7 @@ from dspex_actors.predict import Predict
 from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_to_json
 from dspex_actors.teleprompt._instructions import (
     instructions_of,
+    program_source,
     strip_prefix,
     with_instructions,
 )
@@ -47,3 +48,9 @@ def test_checkpoint_round_trip_and_settings_guard(tmp_path: Path) -> None:
         Checkpoint(tmp_path, "x").load({"seed": 7})
     assert Checkpoint(None, "x").load({"seed": 7}) is None
     assert list(tmp_path.glob(".x.json.*")) == []  # no temporary file left behind
+
+
+def test_program_source_is_dspys_for_a_bare_predict() -> None:
+    # DSPy's get_dspy_source_code shows no code for a bare Predict; the proposer's prompts
+    # then match DSPy's byte for byte.
+    assert program_source(Predict("question -> answer")) == "\n\n"

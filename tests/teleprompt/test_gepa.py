@@ -22,7 +22,12 @@ from dspex_actors.lm import LM
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.system import ActorSystem, current_system
-from dspex_actors.teleprompt._gepa import extract_instruction, select_from_pareto
+from dspex_actors.teleprompt._gepa import (
+    REFLECTION_PROMPT,
+    extract_instruction,
+    render_samples,
+    select_from_pareto,
+)
 from dspex_actors.testing import INSTRUCTED_PHRASE, Fault, LocalLMServer
 
 
@@ -166,3 +171,21 @@ def test_pareto_selection_and_extraction() -> None:
     assert extract_instruction("Here:\n```\nDo it.\n```") == "Do it."
     assert extract_instruction("```text\nDo it well.\n```") == "Do it well."
     assert extract_instruction("No fences") == "No fences"
+
+
+def test_reflective_samples_render_like_gepa() -> None:
+    # The gepa package's rendering of the same record (captured from gepa 0.x's
+    # InstructionProposalSignature.prompt_renderer), byte for byte.
+    sample = {
+        "Inputs": {"question": "What is 1 + 2?"},
+        "Generated Outputs": {"answer": "4"},
+        "Feedback": "Expected 3",
+    }
+    expected = (
+        "# Example 1\n## Inputs\n### question\nWhat is 1 + 2?\n\n## Generated Outputs\n"
+        "### answer\n4\n\n## Feedback\nExpected 3\n\n"
+    )
+    assert render_samples([sample]) == expected
+    prompt = REFLECTION_PROMPT.replace("<curr_param>", "Answer.")
+    assert prompt.startswith("I provided an assistant with the following instructions")
+    assert prompt.endswith("Provide the new instructions within ``` blocks.")

@@ -221,3 +221,24 @@ def test_a_missing_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ConfigurationError, match=r"dspex-actors\[optimizers\]"):
         MIPROv2(metric=exact)
+
+
+@pytest.mark.parametrize(
+    ("auto", "predictors", "expected"),
+    [
+        # DSPy 3.4.1: n = 6/12/18 candidates, half of them instructions when demos are on,
+        # trials = int(max(2 * 2 * predictors * log2(n), 1.5 * n)).
+        ("light", 1, (10, 3, 6, 100)),
+        ("medium", 1, (18, 6, 12, 300)),
+        ("heavy", 1, (27, 9, 18, 1000)),
+        ("heavy", 3, (50, 9, 18, 1000)),
+    ],
+)
+def test_auto_settings_are_dspys(auto: str, predictors: int, expected: tuple[int, ...]) -> None:
+    class Chain(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = [Predict("question -> answer") for _ in range(predictors)]
+
+    optimizer = MIPROv2(metric=exact, auto=auto)  # type: ignore[arg-type]
+    assert optimizer._resolve(Chain(), None, zeroshot=False) == expected

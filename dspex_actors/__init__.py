@@ -67,14 +67,19 @@ from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, context, current_system
 from dspex_actors.telemetry import BaseCallback
 from dspex_actors.teleprompt import (
+    GEPA,
+    SIMBA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
+    MIPROv2,
 )
 from dspex_actors.tools import Tool
 
 __all__ = [
+    "GEPA",
     "LM",
+    "SIMBA",
     "ActorSystem",
     "AdapterParseError",
     "BaseCallback",
@@ -110,6 +115,7 @@ __all__ = [
     "LMTimeoutError",
     "LMUnavailableError",
     "LabeledFewShot",
+    "MIPROv2",
     "MalformedResponseError",
     "MetricError",
     "Module",

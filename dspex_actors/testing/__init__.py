@@ -20,6 +20,11 @@ from dspex_actors.testing._arithmetic import (
 from dspex_actors.testing._cli import main
 from dspex_actors.testing._faults import Fault, FaultKind
 from dspex_actors.testing._hostile import HOSTILE_BEHAVIOURS, STALE_REPLY_CONTENT, HostileServer
+from dspex_actors.testing._instructed import (
+    INSTRUCTED_PHRASE,
+    INSTRUCTION_POOL,
+    InstructionSensitiveResponder,
+)
 from dspex_actors.testing._process import ServerControl, ServerProcess
 from dspex_actors.testing._responders import (
     RESPONDERS,
@@ -36,8 +41,12 @@ from dspex_actors.testing._server import LocalLMServer
 from dspex_actors.testing._stats import ServerStats, secret_fingerprint
 from dspex_actors.testing._tls import self_signed_certificate, server_ssl_context
 
+RESPONDERS["instructed"] = InstructionSensitiveResponder
+
 __all__ = [
     "HOSTILE_BEHAVIOURS",
+    "INSTRUCTED_PHRASE",
+    "INSTRUCTION_POOL",
     "RESPONDERS",
     "STALE_REPLY_CONTENT",
     "WEAK_WRONG_RATE",
@@ -48,6 +57,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "HostileServer",
+    "InstructionSensitiveResponder",
     "LocalLMServer",
     "Responder",
     "ServerControl",

@@ -18,7 +18,7 @@ from dspex_actors.testing._arithmetic import (
     weak_model_is_wrong,
 )
 from dspex_actors.testing._cli import main
-from dspex_actors.testing._faults import Fault, FaultKind
+from dspex_actors.testing._faults import ErrorReply, Fault, FaultKind
 from dspex_actors.testing._hostile import HOSTILE_BEHAVIOURS, STALE_REPLY_CONTENT, HostileServer
 from dspex_actors.testing._instructed import (
     INSTRUCTED_PHRASE,
@@ -54,6 +54,7 @@ __all__ = [
     "ChatRequest",
     "DSPyPrompt",
     "DefaultResponder",
+    "ErrorReply",
     "Fault",
     "FaultKind",
     "HostileServer",

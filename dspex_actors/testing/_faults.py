@@ -207,3 +207,15 @@ class FaultPlan:
                     return fault
                 draw -= probability
             return None
+
+
+class ErrorReply(Exception):
+    """Raised by a responder to answer one request with an HTTP error status (a fault that
+    depends on the request: ``429`` for one API key only, say). ``retry_after`` adds the
+    ``Retry-After`` header."""
+
+    def __init__(self, status: int, message: str = "", *, retry_after: float | None = None):
+        super().__init__(message or f"HTTP {status}")
+        self.status = status
+        self.message = message or f"HTTP {status}"
+        self.retry_after = retry_after

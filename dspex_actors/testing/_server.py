@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from dspex_actors.testing._faults import Fault, FaultPlan, FaultRates
+from dspex_actors.testing._faults import ErrorReply, Fault, FaultPlan, FaultRates
 from dspex_actors.testing._http import (
     LAST_CHUNK,
     ProtocolError,
@@ -612,6 +612,12 @@ class LocalLMServer:
             body, prompt_tokens, completion_tokens = self._completion_body(
                 request, texts, with_choices=kind != "no_choices", blocked=kind == "blocked"
             )
+        except ErrorReply as exc:
+            extra = []
+            if exc.retry_after is not None:
+                extra.append(("Retry-After", _format_retry_after(exc.retry_after)))
+            error = _error_body if route is None else route.error_body
+            return _Reply(exc.status, error(exc.status, exc.message), tuple(extra))
         except Exception as exc:
             logger.warning("responder %r failed", job.responder, exc_info=True)
             message = f"responder failed: {type(exc).__name__}: {exc}"

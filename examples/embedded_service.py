@@ -4,6 +4,8 @@ The service (stdlib ``http.server``, on 127.0.0.1) starts an ActorSystem once an
 
     POST /predict            {"question": "..."} -> {"answer": "..."}
     GET  /health             status, cache counters, actor restarts
+    GET  /metrics            Prometheus text: the library's OpenTelemetry metrics (LM call
+                             durations, tokens, in flight, retries, breaker state, cache)
     POST /admin/kill-client  stop the LM Client actor, to watch the supervisor restart it
 
 Requests run concurrently on the server's threads (its listen backlog sized for
@@ -36,6 +38,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import prometheus_client
 import pykka
 
 import dspex_actors as dx
@@ -155,6 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._reply(HTTPStatus.OK, self.service.health())
+        elif self.path == "/metrics":
+            body = prometheus_client.generate_latest()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
 
@@ -220,8 +230,29 @@ def self_check(service: PredictionService) -> bool:
     except urllib.error.HTTPError as exc:
         print(f"4. a bad request gets HTTP {exc.code}; the service lives on")
         ok = ok and exc.code == 400
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        metrics = response.read().decode()
+    calls = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("gen_ai_client_operation_duration_seconds_count")
+    ]
+    total = sum(float(line.split()[-1]) for line in calls)
+    print(f"5. /metrics: {len(calls)} LM call-duration series, {total:.0f} calls")
+    ok = ok and bool(calls)
     print(f"   health: {health}")
     return ok
+
+
+def install_metrics() -> None:
+    """The application's part: an OpenTelemetry MeterProvider whose Prometheus reader feeds
+    ``prometheus_client``'s registry (the library only uses the API; the ``[examples]``
+    extra brings the SDK and the exporter)."""
+    from opentelemetry import metrics
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
 
 
 @contextlib.contextmanager
@@ -251,6 +282,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    install_metrics()
 
     with (
         language_model(args) as lm,

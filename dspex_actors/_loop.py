@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from dspex_actors._inbox import LoopInbox
+
 __all__ = ["IOLoop", "IOLoopClosedError"]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class IOLoop:
         self._loop.set_default_executor(
             concurrent.futures.ThreadPoolExecutor(DNS_THREADS, thread_name_prefix=f"{name}-dns")
         )
+        self._inbox = LoopInbox(self._loop)
+        """Hand-offs from the actors: one wake-up of the loop per batch."""
         self._closing: set[asyncio.Task[Any]] = set()
         self._lock = threading.Lock()
         self._stopping = False
@@ -66,7 +70,7 @@ class IOLoop:
             if self._stopping:
                 raise IOLoopClosedError(f"I/O loop {self.name} is stopped")
             try:
-                self._loop.call_soon_threadsafe(callback, *args)
+                self._inbox.put(callback, *args)
             except RuntimeError:  # closed under us: the loop thread died
                 raise IOLoopClosedError(f"I/O loop {self.name} is closed") from None
 

@@ -8,6 +8,7 @@ import queue
 
 import pykka
 
+from dspex_actors._inbox import inbox_for
 from dspex_actors._types import Answered, AsyncReply, LMResponse, Reply, ReplyTo
 
 __all__ = ["deliver"]
@@ -23,7 +24,7 @@ def deliver(reply: Reply, outcome: LMResponse | BaseException) -> None:
             reply.actor.tell(Answered(reply.tag, outcome))
     elif isinstance(reply, AsyncReply):
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
-            reply.loop.call_soon_threadsafe(_settle, reply.future, outcome)
+            inbox_for(reply.loop).put(_settle, reply.future, outcome)
     else:
         with contextlib.suppress(queue.Full):
             if isinstance(outcome, LMResponse):

@@ -138,7 +138,7 @@ class ChunkSink(Protocol):
 
 
 class AsyncReply(NamedTuple):
-    """An asyncio future to complete on its own loop (``loop.call_soon_threadsafe``).
+    """An asyncio future to complete on its own loop (through the loop's inbox).
 
     Awaiting a pykka future would block the event loop; an asyncio caller hands this
     instead and the actor's outcome is scheduled onto the caller's loop.

@@ -51,13 +51,17 @@ def _bytes_waiting(protocol: ResponseHandler) -> bool:
     sock = transport.get_extra_info("socket")
     if sock is None:
         return False
+    # A socket object over the same descriptor (asyncio's wrapper has no recv), detached
+    # before it could close it: one recv syscall, where a dup() would cost three.
+    peek = socket.socket(sock.family, sock.type, sock.proto, sock.fileno())
     try:
-        with sock.dup() as duplicate:
-            duplicate.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
         return True  # a reset or a broken socket: not reusable either
+    finally:
+        peek.detach()
     return True  # a byte, or b"" (the peer closed)
 
 

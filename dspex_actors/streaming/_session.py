@@ -5,7 +5,7 @@ run; ``Predict.aforward`` asks :func:`current_session` for a :class:`CallStream`
 itself and, when it gets one, sends its LM call streamed with that stream as the sink.
 Pieces arrive on the system's I/O thread and are handed to the session's loop; there the
 followers of each listened field turn them into :class:`StreamResponse` items, in order,
-before the call's own reply (both travel through ``call_soon_threadsafe``).
+before the call's own reply (both travel through the loop's one ordered inbox).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dspex_actors._inbox import inbox_for
 from dspex_actors._types import LMResponse, StreamChunk
 from dspex_actors.adapters import ChatAdapter, JSONAdapter
 from dspex_actors.streaming._json_follower import JSONFieldFollower
@@ -60,7 +61,7 @@ class CallStream:
     def put(self, item: StreamChunk, /) -> None:
         """From the I/O thread: hand the piece to the session's loop."""
         with contextlib.suppress(RuntimeError):  # the consumer's loop is gone
-            self._session.loop.call_soon_threadsafe(self._on_piece, item)
+            inbox_for(self._session.loop).put(self._on_piece, item)
 
     def _on_piece(self, item: StreamChunk) -> None:
         if item.choice != 0:

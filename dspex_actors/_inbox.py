@@ -1,0 +1,76 @@
+"""Handing callbacks to an asyncio loop from other threads, one wake-up per batch.
+
+``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call, and the loop
+wakes and reads it again: at a thousand replies in flight that is a thousand wake-ups.
+An :class:`LoopInbox` queues callbacks and schedules one drain for all that arrive before
+the loop gets to it; they run in the order they were put, so a streamed reply's pieces
+still come before its final outcome. :func:`inbox_for` keeps one inbox per loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["LoopInbox", "inbox_for"]
+
+
+class LoopInbox:
+    """Thread-safe, ordered hand-off of callbacks to one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._queued: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._drain_scheduled = False
+
+    def put(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop soon; RuntimeError if the loop is closed."""
+        with self._lock:
+            self._queued.append((callback, args))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                self._queued.clear()
+                self._drain_scheduled = False
+                raise
+
+    def _drain(self) -> None:
+        """On the loop: run what was queued; an error is reported as asyncio reports one."""
+        with self._lock:
+            batch = list(self._queued)
+            self._queued.clear()
+            self._drain_scheduled = False
+        for callback, args in batch:
+            try:
+                callback(*args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {"message": f"exception in callback {callback!r}", "exception": exc}
+                )
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopInbox] = (
+    weakref.WeakKeyDictionary()
+)
+_inboxes_lock = threading.Lock()
+
+
+def inbox_for(loop: asyncio.AbstractEventLoop) -> LoopInbox:
+    """The inbox of ``loop`` (made on first use, dropped with the loop)."""
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        with _inboxes_lock:
+            inbox = _inboxes.get(loop)
+            if inbox is None:
+                inbox = _inboxes[loop] = LoopInbox(loop)
+    return inbox

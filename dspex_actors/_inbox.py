@@ -4,7 +4,10 @@
 wakes and reads it again: at a thousand replies in flight that is a thousand wake-ups.
 An :class:`LoopInbox` queues callbacks and schedules one drain for all that arrive before
 the loop gets to it; they run in the order they were put, so a streamed reply's pieces
-still come before its final outcome. :func:`inbox_for` keeps one inbox per loop.
+still come before its final outcome. A drain runs at most :data:`PER_TURN` of them and
+leaves the rest for the loop's next turn, so a wave of a thousand replies (each waking a
+task that parses its reply) never holds the loop's timers and other tasks back for the
+whole wave. :func:`inbox_for` keeps one inbox per loop.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LoopInbox", "inbox_for"]
+__all__ = ["PER_TURN", "LoopInbox", "inbox_for"]
+
+PER_TURN = 64
+"""Callbacks one drain runs before it yields the loop to its other work."""
 
 
 class LoopInbox:
@@ -45,9 +51,12 @@ class LoopInbox:
     def _drain(self) -> None:
         """On the loop: run what was queued; an error is reported as asyncio reports one."""
         with self._lock:
-            batch = list(self._queued)
-            self._queued.clear()
-            self._drain_scheduled = False
+            count = min(len(self._queued), PER_TURN)
+            batch = [self._queued.popleft() for _ in range(count)]
+            if self._queued:
+                self._loop.call_soon(self._drain)  # the rest next turn, after what is due
+            else:
+                self._drain_scheduled = False
         for callback, args in batch:
             try:
                 callback(*args)

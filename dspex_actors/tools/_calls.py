@@ -44,8 +44,9 @@ class ToolCalls(pydantic.BaseModel):
         def __get_pydantic_json_schema__(
             cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
         ) -> dict[str, Any]:
-            """The schema the prompt shows (DSPy's): without ``id``."""
+            """The schema the prompt shows (DSPy's): without ``id`` (nor this docstring)."""
             schema = handler.resolve_ref_schema(handler(core_schema))
+            schema.pop("description", None)
             schema.get("properties", {}).pop("id", None)
             if isinstance(schema.get("required"), list):
                 schema["required"] = [name for name in schema["required"] if name != "id"]
@@ -86,6 +87,15 @@ class ToolCalls(pydantic.BaseModel):
             return tool(**self.args)
 
     tool_calls: list[ToolCall]
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        """The schema the prompt shows (DSPy's): without this docstring."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema.pop("description", None)
+        return schema
 
     @classmethod
     def description(cls) -> str:

@@ -56,7 +56,7 @@ def field_description_string(fields: Mapping[str, FieldInfo]) -> str:
     for idx, (name, field) in enumerate(fields.items()):
         desc = field.desc if field.desc != f"${{{name}}}" else ""
         if _mentions_tool_calls(field.annotation):
-            desc += f"\n    Type description of ToolCalls: {ToolCalls.description()}"
+            desc = f"{desc}\n    Type description of ToolCalls: {ToolCalls.description()}"
         lines.append(f"{idx + 1}. `{name}` ({annotation_name(field.annotation)}): {desc}")
     return "\n".join(lines).strip()
 

@@ -45,12 +45,7 @@ class ToolCalls(pydantic.BaseModel):
             cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
         ) -> dict[str, Any]:
             """The schema the prompt shows (DSPy's): without ``id`` (nor this docstring)."""
-            schema = handler.resolve_ref_schema(handler(core_schema))
-            schema.pop("description", None)
-            schema.get("properties", {}).pop("id", None)
-            if isinstance(schema.get("required"), list):
-                schema["required"] = [name for name in schema["required"] if name != "id"]
-            return schema
+            return _prompt_schema(core_schema, handler, drop="id")
 
         def format(self) -> dict[str, Any]:
             """``{"name": ..., "args": {...}}``: the call as a prompt shows it."""
@@ -93,9 +88,7 @@ class ToolCalls(pydantic.BaseModel):
         cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
     ) -> dict[str, Any]:
         """The schema the prompt shows (DSPy's): without this docstring."""
-        schema = handler.resolve_ref_schema(handler(core_schema))
-        schema.pop("description", None)
-        return schema
+        return _prompt_schema(core_schema, handler)
 
     @classmethod
     def description(cls) -> str:
@@ -130,6 +123,19 @@ class ToolCalls(pydantic.BaseModel):
             if _is_call(data):
                 return {"tool_calls": [_normalized(data)]}
         raise ValueError(f"Received invalid value for `ToolCalls`: {data!r}")
+
+
+def _prompt_schema(
+    core_schema: Any, handler: pydantic.GetJsonSchemaHandler, drop: str | None = None
+) -> dict[str, Any]:
+    """pydantic's schema without the class docstring and the property ``drop``."""
+    schema: dict[str, Any] = handler.resolve_ref_schema(handler(core_schema))
+    schema.pop("description", None)
+    if drop is not None:
+        schema.get("properties", {}).pop(drop, None)
+        if isinstance(schema.get("required"), list):
+            schema["required"] = [name for name in schema["required"] if name != drop]
+    return schema
 
 
 def _tool_name(func: Any) -> str | None:

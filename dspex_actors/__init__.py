@@ -74,7 +74,7 @@ from dspex_actors.teleprompt import (
     LabeledFewShot,
     MIPROv2,
 )
-from dspex_actors.tools import Tool
+from dspex_actors.tools import Tool, ToolCalls
 
 __all__ = [
     "GEPA",
@@ -138,6 +138,7 @@ __all__ = [
     "SystemStoppingError",
     "Tool",
     "ToolArgumentError",
+    "ToolCalls",
     "XMLAdapter",
     "__version__",
     "answer_exact_match",

@@ -23,6 +23,7 @@ __all__ = [
     "ChunkSink",
     "LMRequest",
     "LMResponse",
+    "LMToolCall",
     "Message",
     "Reply",
     "ReplyTo",
@@ -80,12 +81,25 @@ class CallRecord(NamedTuple):
     events: tuple[CallEvent, ...] = ()
 
 
+class LMToolCall(NamedTuple):
+    """One function call a reply asks for (native function calling).
+
+    ``arguments`` is the JSON text of the arguments object, as OpenAI sends it (other
+    protocols' argument objects are encoded to it); ``id`` is the provider's call id.
+    """
+
+    id: str | None
+    name: str
+    arguments: str
+
+
 @dataclass(frozen=True)
 class LMResponse:
     """A completed call: one text per choice, token usage, and where it came from.
 
     ``cached``: answered without a request of its own (a cache hit, or a single-flight
-    follower); ``record``: the Client's attempts and events (None when cached).
+    follower); ``record``: the Client's attempts and events (None when cached);
+    ``tool_calls``: per choice, the function calls it asks for (``()``: none in any choice).
     """
 
     texts: tuple[str, ...]
@@ -94,6 +108,7 @@ class LMResponse:
     finish_reasons: tuple[str | None, ...] = ()
     cached: bool = False
     record: CallRecord | None = field(default=None, compare=False)
+    tool_calls: tuple[tuple[LMToolCall, ...], ...] = ()
 
 
 class ReplyTo(NamedTuple):

@@ -6,10 +6,11 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from dspex_actors._errors import AdapterParseError
 from dspex_actors.signatures import FieldInfo, Signature, annotation_name, json_schema
+from dspex_actors.tools import ToolCalls
 
 if TYPE_CHECKING:
     from dspex_actors._types import LMResponse
@@ -54,6 +55,8 @@ def field_description_string(fields: Mapping[str, FieldInfo]) -> str:
     lines = []
     for idx, (name, field) in enumerate(fields.items()):
         desc = field.desc if field.desc != f"${{{name}}}" else ""
+        if _mentions_tool_calls(field.annotation):
+            desc = f"{desc}\n    Type description of ToolCalls: {ToolCalls.description()}"
         lines.append(f"{idx + 1}. `{name}` ({annotation_name(field.annotation)}): {desc}")
     return "\n".join(lines).strip()
 
@@ -81,8 +84,15 @@ def translate_field_type(name: str, field: FieldInfo) -> str:
     return f"{{{name}}}{note}"
 
 
+def _mentions_tool_calls(annotation: Any) -> bool:
+    """Whether ``annotation`` is or contains :class:`ToolCalls` (described in the prompt)."""
+    return annotation is ToolCalls or any(_mentions_tool_calls(a) for a in get_args(annotation))
+
+
 def type_requirement(field: FieldInfo) -> str:
     """`` (must be formatted as a valid Python int)`` for non-str outputs, else ``""``."""
+    if field.annotation is ToolCalls:
+        return ' (must be a JSON object like {"tool_calls": [{"name": "...", "args": {...}}]})'
     if field.annotation is str:
         return ""
     return f" (must be formatted as a valid Python {annotation_name(field.annotation)})"

@@ -25,6 +25,7 @@ from dspex_actors.adapters._base import (
     translate_field_type,
     type_requirement,
 )
+from dspex_actors.adapters._tools import ToolPlan, plan_tools
 from dspex_actors.signatures import (
     FieldInfo,
     History,
@@ -35,6 +36,7 @@ from dspex_actors.signatures import (
     parse_value,
 )
 from dspex_actors.telemetry._callbacks import start_hook
+from dspex_actors.tools import tool_calls_from_reply
 
 if TYPE_CHECKING:
     from dspex_actors._types import LMResponse
@@ -60,13 +62,32 @@ class ChatAdapter:
 
     ``use_json_adapter_fallback``: on a parse failure, repeat the call once with
     :class:`JSONAdapter` (DSPy's default). LM and transport errors are never retried here.
+    ``use_native_function_calling``: send a ``list[Tool]`` input as the request's ``tools``
+    and fill a ``ToolCalls`` output from the reply's tool calls (see ``_tools``);
+    ``parallel_tool_calls``: the request's option of that name when native calling is on.
     """
 
-    def __init__(self, use_json_adapter_fallback: bool = True) -> None:
+    def __init__(
+        self,
+        use_json_adapter_fallback: bool = True,
+        *,
+        use_native_function_calling: bool = False,
+        parallel_tool_calls: bool | None = None,
+    ) -> None:
         self.use_json_adapter_fallback = use_json_adapter_fallback
+        self.use_native_function_calling = use_native_function_calling
+        self.parallel_tool_calls = parallel_tool_calls
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(use_json_adapter_fallback={self.use_json_adapter_fallback})"
+        native = (
+            f", use_native_function_calling={self.use_native_function_calling}"
+            if self.use_native_function_calling
+            else ""
+        )
+        return (
+            f"{type(self).__name__}(use_json_adapter_fallback={self.use_json_adapter_fallback}"
+            f"{native})"
+        )
 
     # -- the call ------------------------------------------------------------------------------
 
@@ -91,13 +112,11 @@ class ChatAdapter:
         except AdapterParseError as first:
             if not self.use_json_adapter_fallback:
                 raise
-            from dspex_actors.adapters._json import JSONAdapter
-
             logger.debug(
                 "chat-format parse failed for %s; retrying once in JSON mode", sig.signature
             )
             try:
-                return JSONAdapter()(request_fn, sig, demo_list, inputs, call_params)
+                return self._json_fallback()(request_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
                 raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
@@ -114,24 +133,47 @@ class ChatAdapter:
         demo_list = list(demos)
         call_params = self._call_params(params)
         try:
-            messages = self._format_observed(sig, demo_list, inputs)
-            return self._parse_all(sig, await arequest_fn(messages, call_params))
+            plan = self._plan(sig, inputs, call_params)
+            messages = self._format_observed(plan.signature, demo_list, inputs)
+            response = await arequest_fn(messages, call_params)
+            return self._parse_all(plan.signature, response, sig, plan.output_field)
         except AdapterParseError as first:
             if not self.use_json_adapter_fallback:
                 raise
-            from dspex_actors.adapters._json import JSONAdapter
-
             logger.debug(
                 "chat-format parse failed for %s; retrying once in JSON mode", sig.signature
             )
             try:
-                return await JSONAdapter().acall(arequest_fn, sig, demo_list, inputs, call_params)
+                return await self._json_fallback().acall(
+                    arequest_fn, sig, demo_list, inputs, call_params
+                )
             except AdapterParseError as second:
                 raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
     def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """The request parameters of a call (a subclass may add its own)."""
         return dict(params or {})
+
+    def _json_fallback(self) -> ChatAdapter:
+        """The adapter of the one JSON-mode retry (same function-calling choice)."""
+        from dspex_actors.adapters._json import JSONAdapter
+
+        return JSONAdapter(
+            use_native_function_calling=self.use_native_function_calling,
+            parallel_tool_calls=self.parallel_tool_calls,
+        )
+
+    def _plan(
+        self, signature: type[Signature], inputs: Mapping[str, Any], params: dict[str, Any]
+    ) -> ToolPlan:
+        """The call's tool handling (``params`` gets or loses ``tools`` in place)."""
+        return plan_tools(
+            signature,
+            inputs,
+            params,
+            native=self.use_native_function_calling,
+            parallel_tool_calls=self.parallel_tool_calls,
+        )
 
     def _run(
         self,
@@ -141,8 +183,10 @@ class ChatAdapter:
         inputs: Mapping[str, Any],
         params: dict[str, Any],
     ) -> tuple[list[dict[str, Any]], LMResponse]:
-        messages = self._format_observed(signature, demos, inputs)
-        return self._parse_all(signature, request_fn(messages, params))
+        plan = self._plan(signature, inputs, params)
+        messages = self._format_observed(plan.signature, demos, inputs)
+        response = request_fn(messages, params)
+        return self._parse_all(plan.signature, response, signature, plan.output_field)
 
     def _format_observed(
         self, signature: type[Signature], demos: list[Any], inputs: Mapping[str, Any]
@@ -175,19 +219,46 @@ class ChatAdapter:
         return values
 
     def _parse_all(
-        self, signature: type[Signature], response: LMResponse
+        self,
+        signature: type[Signature],
+        response: LMResponse,
+        original: type[Signature] | None = None,
+        tool_field: str | None = None,
     ) -> tuple[list[dict[str, Any]], LMResponse]:
-        """Every choice of ``response`` parsed (an empty one is a parse error)."""
+        """Every choice of ``response`` parsed (an empty one is a parse error).
+
+        ``signature`` is the one formatted, ``original`` the predictor's (they differ when
+        native function calling took fields out); a choice's tool calls fill ``tool_field``,
+        and then its text may be missing or unparsable (its fields are None).
+        """
+        original = original or signature
         values = []
-        for text in response.texts:
-            if not text:
+        for index, text in enumerate(response.texts):
+            calls = response.tool_calls[index] if index < len(response.tool_calls) else ()
+            value: dict[str, Any]
+            if tool_field is not None and calls:
+                try:
+                    value = (
+                        self._parse_observed(signature, text)
+                        if text and signature.output_fields
+                        else {}
+                    )
+                except AdapterParseError:
+                    value = {}
+            elif text:
+                value = self._parse_observed(signature, text)
+            else:
                 raise parse_error(
                     type(self).__name__,
-                    signature,
+                    original,
                     text or "",
                     problem="the LM returned an empty reply",
                 )
-            values.append(self._parse_observed(signature, text))
+            if original is not signature or calls:
+                value = {name: value.get(name) for name in original.output_fields}
+            if tool_field is not None and calls:
+                value[tool_field] = tool_calls_from_reply(calls)
+            values.append(value)
         return values, response
 
     # -- formatting ----------------------------------------------------------------------------
@@ -456,8 +527,7 @@ def _fallback_failed(
 ) -> AdapterParseError:
     """The error when both the adapter's own parse and its JSON-mode retry failed."""
     return AdapterParseError(
-        f"{adapter} failed and so did its one JSON-mode retry. First: {first} "
-        f"Retry: {second}",
+        f"{adapter} failed and so did its one JSON-mode retry. First: {first} Retry: {second}",
         signature=signature,
         missing_fields=second.missing_fields,
         lm_response=second.lm_response,

@@ -38,13 +38,27 @@ JSON_RESPONSE_FORMAT: dict[str, str] = {"type": "json_object"}
 
 
 class JSONAdapter(ChatAdapter):
-    """Asks for the outputs as one JSON object (``response_format`` json_object); no fallback."""
+    """Asks for the outputs as one JSON object (``response_format`` json_object); no fallback.
 
-    def __init__(self) -> None:
-        super().__init__(use_json_adapter_fallback=False)
+    Native function calling is on by default, as in DSPy.
+    """
+
+    def __init__(
+        self,
+        *,
+        use_native_function_calling: bool = True,
+        parallel_tool_calls: bool | None = None,
+    ) -> None:
+        super().__init__(
+            use_json_adapter_fallback=False,
+            use_native_function_calling=use_native_function_calling,
+            parallel_tool_calls=parallel_tool_calls,
+        )
 
     def __repr__(self) -> str:
-        return "JSONAdapter()"
+        if self.use_native_function_calling:
+            return "JSONAdapter()"
+        return "JSONAdapter(use_native_function_calling=False)"
 
     def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """The call's parameters with ``response_format`` json_object."""

@@ -32,6 +32,7 @@ from dspex_actors._types import (
     ChunkSink,
     LMRequest,
     LMResponse,
+    LMToolCall,
     Reply,
     ReplyTo,
     Submit,
@@ -118,7 +119,13 @@ class _Flight:
     replies: list[Reply]
 
 
-_Entry = tuple[tuple[str, ...], tuple[tuple[str, int], ...], str, tuple[str | None, ...]]
+_Entry = tuple[
+    tuple[str, ...],
+    tuple[tuple[str, int], ...],
+    str,
+    tuple[str | None, ...],
+    tuple[tuple[LMToolCall, ...], ...],
+]
 """How the memory tier holds a response: a tuple of strings and ints only.
 
 Such a tuple is immutable (a hit cannot be corrupted through it) and, unlike a
@@ -130,13 +137,21 @@ it measured 34 ms as dataclasses and 8.5 ms as these tuples (the rest of the pro
 
 def _entry(response: LMResponse) -> _Entry:
     usage = tuple((str(k), int(v)) for k, v in response.usage.items())
-    return (tuple(response.texts), usage, response.model, tuple(response.finish_reasons))
+    return (
+        tuple(response.texts),
+        usage,
+        response.model,
+        tuple(response.finish_reasons),
+        response.tool_calls,
+    )
 
 
 def _response(entry: _Entry, *, cached: bool = True) -> LMResponse:
     """A fresh response from an entry (the caller owns it); ``cached``: no request of its own."""
-    texts, usage, model, finish_reasons = entry
-    return LMResponse(texts, dict(usage), model, finish_reasons, cached=cached)
+    texts, usage, model, finish_reasons, tool_calls = entry
+    return LMResponse(
+        texts, dict(usage), model, finish_reasons, cached=cached, tool_calls=tool_calls
+    )
 
 
 class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingActor):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex_actors._errors import CacheError
-from dspex_actors._types import LMResponse
+from dspex_actors._types import LMResponse, LMToolCall
 
 __all__ = ["CACHE_FILENAME", "SQLiteTier"]
 
@@ -34,14 +34,15 @@ _SCHEMA_VERSION = 1
 
 
 def _encode(response: LMResponse) -> str:
-    return json.dumps(
-        {
-            "texts": list(response.texts),
-            "usage": response.usage,
-            "model": response.model,
-            "finish_reasons": list(response.finish_reasons),
-        }
-    )
+    data: dict[str, Any] = {
+        "texts": list(response.texts),
+        "usage": response.usage,
+        "model": response.model,
+        "finish_reasons": list(response.finish_reasons),
+    }
+    if response.tool_calls:  # only then: rows without tool calls keep their old form
+        data["tool_calls"] = [[list(call) for call in calls] for calls in response.tool_calls]
+    return json.dumps(data)
 
 
 def _decode(text: str) -> LMResponse:
@@ -52,8 +53,33 @@ def _decode(text: str) -> LMResponse:
     usage = {str(k): int(v) for k, v in dict(data.get("usage") or {}).items()}
     reasons = tuple(r if isinstance(r, str) else None for r in data.get("finish_reasons") or ())
     return LMResponse(
-        texts=tuple(texts), usage=usage, model=str(data.get("model") or ""), finish_reasons=reasons
+        texts=tuple(texts),
+        usage=usage,
+        model=str(data.get("model") or ""),
+        finish_reasons=reasons,
+        tool_calls=_decode_tool_calls(data.get("tool_calls") or ()),
     )
+
+
+def _decode_tool_calls(raw: Any) -> tuple[tuple[LMToolCall, ...], ...]:
+    """The stored ``[[[id, name, arguments], ...], ...]`` (per choice) back as tuples."""
+    if not isinstance(raw, list | tuple):
+        raise ValueError("tool_calls is not a list")
+    choices = []
+    for calls in raw:
+        if not isinstance(calls, list):
+            raise ValueError("tool_calls of a choice is not a list")
+        decoded = []
+        for call in calls:
+            if not (isinstance(call, list) and len(call) == 3):
+                raise ValueError("a tool call is not [id, name, arguments]")
+            call_id, name, arguments = call
+            if not (isinstance(name, str) and isinstance(arguments, str)):
+                raise ValueError("a tool call's name or arguments is not a string")
+            call_id = call_id if isinstance(call_id, str) else None
+            decoded.append(LMToolCall(call_id, name, arguments))
+        choices.append(tuple(decoded))
+    return tuple(choices)
 
 
 _warned_read_only: set[Path] = set()

@@ -243,6 +243,8 @@ def _unsupported_part(annotation: Any) -> Any:
         return None
     if is_enum_type(annotation) or is_model_type(annotation):
         return None
+    if isinstance(annotation, type) and getattr(annotation, "prompt_value_type", False):
+        return None  # a type that writes itself into prompts with str() (dx.Tool)
     origin = get_origin(annotation)
     args = get_args(annotation)
     if origin is Literal:

@@ -40,6 +40,7 @@ from dspex_actors.testing._responders import (
 from dspex_actors.testing._server import LocalLMServer
 from dspex_actors.testing._stats import ServerStats, secret_fingerprint
 from dspex_actors.testing._tls import self_signed_certificate, server_ssl_context
+from dspex_actors.testing._tool_calls import ToolCallReply
 
 RESPONDERS["instructed"] = InstructionSensitiveResponder
 
@@ -64,6 +65,7 @@ __all__ = [
     "ServerControl",
     "ServerProcess",
     "ServerStats",
+    "ToolCallReply",
     "WeakResponder",
     "arithmetic_dataset",
     "echo_responder",

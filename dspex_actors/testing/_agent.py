@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["agent_values"]
+__all__ = ["agent_values", "choose_tool", "tool_arguments"]
 
 STEP_FIELDS = ("next_thought", "next_tool_name", "next_tool_args")
 FINISH = "finish"
@@ -71,7 +71,24 @@ def _step(inputs: Mapping[str, str], system: str) -> dict[str, Any]:
             "next_tool_name": FINISH,
             "next_tool_args": {},
         }
-    name, schemas = next(((n, a) for n, a in tools if n in question), tools[0])
+    name, schemas = choose_tool(question, tools)
+    return {
+        "next_thought": f"I will call {name} to find out.",
+        "next_tool_name": name,
+        "next_tool_args": tool_arguments(question, schemas),
+    }
+
+
+def choose_tool(
+    question: str, tools: Sequence[tuple[str, dict[str, Any]]]
+) -> tuple[str, dict[str, Any]]:
+    """The tool named in the question, else the first one (``tools`` is not empty)."""
+    return next(((n, a) for n, a in tools if n in question), tools[0])
+
+
+def tool_arguments(question: str, schemas: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's arguments read off the question: numbers for number arguments (in order),
+    the question itself for string ones; optional arguments left out when nothing fits."""
     numbers = [float(n) for n in _NUMBER.findall(question)]
     args: dict[str, Any] = {}
     for arg, schema in schemas.items():
@@ -84,11 +101,7 @@ def _step(inputs: Mapping[str, str], system: str) -> dict[str, Any]:
                 args[arg] = 0
         elif "default" not in schema or kind == "string":
             args[arg] = question
-    return {
-        "next_thought": f"I will call {name} to find out.",
-        "next_tool_name": name,
-        "next_tool_args": args,
-    }
+    return args
 
 
 def _extract(output_fields: Sequence[tuple[str, str]], inputs: Mapping[str, str]) -> dict[str, Any]:

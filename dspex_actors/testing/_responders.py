@@ -27,6 +27,7 @@ from dspex_actors.testing._arithmetic import (
     solve_arithmetic,
     weak_model_is_wrong,
 )
+from dspex_actors.testing._tool_calls import planned_tool_calls, with_tool_calls
 
 __all__ = [
     "RESPONDERS",
@@ -324,6 +325,10 @@ class DefaultResponder:
 
     def __call__(self, request: ChatRequest) -> str:
         prompt = parse_dspy_prompt(request)
+        question = prompt.question if prompt is not None else request.last_user_text
+        calls = planned_tool_calls(request.params, request.messages, question)
+        if calls:
+            return with_tool_calls("", calls)
         if prompt is None:
             return _plain_reply(request)
         agent = agent_values(prompt.output_fields, prompt.inputs, request.system_text)

@@ -46,6 +46,7 @@ from dspex_actors.testing._responders import (
 from dspex_actors.testing._routes import Route, route_for
 from dspex_actors.testing._sse import DONE, chunk_payloads, sse_event
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
+from dspex_actors.testing._tool_calls import ToolCallReply, openai_choice
 from dspex_actors.testing._wire import WireError, WireProtocol, prompt_tokens
 from dspex_actors.testing._workers import WorkerPool
 
@@ -768,6 +769,10 @@ class LocalLMServer:
         choices = []
         completion_tokens = 0
         for index, text in enumerate(texts):
+            if isinstance(text, ToolCallReply):
+                call_prefix = f"call-local-{self._port}-{next(self._ids)}"
+                choices.append(openai_choice(index, text, call_prefix))
+                continue
             tokens = text.split()
             finish_reason = "stop"
             content = text

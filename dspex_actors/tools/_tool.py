@@ -12,7 +12,7 @@ import asyncio
 import copy
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 from dspex_actors._errors import CoercionError, ConfigurationError, ToolArgumentError
 from dspex_actors.signatures import parse_value, to_jsonable
@@ -40,6 +40,9 @@ class Tool:
     tool.acall(**args)``; calling one with ``tool(**args)`` runs it to completion when no event
     loop is running in this thread.
     """
+
+    prompt_value_type: ClassVar[bool] = True
+    """A signature may have a ``Tool`` or ``list[Tool]`` input field (its value: ``str(tool)``)."""
 
     func: Callable[..., Any]
     name: str

@@ -120,9 +120,9 @@ def test_gemini_safety_stop_and_function_call_only() -> None:
     assert decoder.at_end() is None  # no finishReason yet: the stream was cut
 
 
-def test_openai_tool_calls_without_text_are_malformed() -> None:
+def test_openai_tool_calls_without_a_function_are_malformed() -> None:
     message = {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}
-    with pytest.raises(dx.MalformedResponseError, match=r"openai.*only tool calls"):
+    with pytest.raises(dx.MalformedResponseError, match=r"openai.*without a function name"):
         OpenAIProvider().parse(
             {"choices": [{"message": message, "finish_reason": "tool_calls"}]}, **WHERE
         )

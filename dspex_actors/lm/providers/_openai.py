@@ -5,12 +5,13 @@ vLLM, Ollama, llama.cpp, LM Studio and the local test server all speak it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from dspex_actors._errors import ContentBlockedError, MalformedResponseError
-from dspex_actors._types import LMRequest, LMResponse
+from dspex_actors._types import LMRequest, LMResponse, LMToolCall
 from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
@@ -76,43 +77,72 @@ class OpenAIProvider(Provider):
             raise bad("no 'choices' list")
         texts: list[str] = []
         reasons: list[str | None] = []
+        calls: list[tuple[LMToolCall, ...]] = []
         for index, choice in enumerate(choices):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 raise bad(f"choice {index} has no 'message' object")
             reason = choice.get("finish_reason")
+            choice_calls = _tool_calls(message.get("tool_calls"), index, bad)
             content = message.get("content")
             if content is None:
-                _no_content(self.name, message, reason, bad, model, endpoint)
+                if not choice_calls:
+                    _no_content(self.name, message, reason, model, endpoint)
                 content = ""
             if not isinstance(content, str):
                 raise bad(f"choice {index} content is not a string")
             texts.append(content)
             reasons.append(reason if isinstance(reason, str) else None)
+            calls.append(choice_calls)
         served_by = payload.get("model")
         return LMResponse(
             texts=tuple(texts),
             usage=_usage(payload.get("usage")),
             model=served_by if isinstance(served_by, str) else "",
             finish_reasons=tuple(reasons),
+            tool_calls=tuple(calls) if any(calls) else (),
         )
 
 
-def _no_content(  # noqa: PLR0917 - one private helper of parse()
+def _tool_calls(
+    raw: Any, index: int, bad: Callable[[str], MalformedResponseError]
+) -> tuple[LMToolCall, ...]:
+    """A message's ``tool_calls`` (``[{id, type, function: {name, arguments}}]``); the
+    arguments stay the JSON text OpenAI sends (an object some servers send is encoded)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise bad(f"choice {index} 'tool_calls' is not a list")
+    calls = []
+    for call in raw:
+        function = call.get("function") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
+            raise bad(f"choice {index} has a tool call without a function name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        elif arguments is None:
+            arguments = "{}"
+        elif not isinstance(arguments, str):
+            raise bad(f"choice {index} tool call {name!r} has arguments that are not JSON text")
+        call_id = call.get("id")
+        calls.append(LMToolCall(call_id if isinstance(call_id, str) else None, name, arguments))
+    return tuple(calls)
+
+
+def _no_content(
     provider: str,
     message: dict[str, Any],
     reason: Any,
-    bad: Callable[[str], MalformedResponseError],
     model: str,
     endpoint: str,
 ) -> None:
-    """A choice whose content is null: filtered (typed error), tool-only (malformed), or
+    """A choice whose content is null and that calls no tool: filtered (typed error), or
     simply empty (the caller reads it as "")."""
     if reason == "content_filter":
         refusal = message.get("refusal")
         raise _filtered(provider, model, endpoint, refusal if isinstance(refusal, str) else "")
-    if message.get("tool_calls"):
-        raise bad("the reply has no text, only tool calls")
 
 
 def _filtered(provider: str, model: str, endpoint: str, refusal: str) -> ContentBlockedError:

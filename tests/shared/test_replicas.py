@@ -56,9 +56,10 @@ def test_three_replicas_share_one_rpm_budget(
         shared_count = _requests_in_window(shared, lm_server, window)
     with _replicas(3, lm) as separate:
         separate_count = _requests_in_window(separate, lm_server, window)
-    print("rpm=120 over 2 s, 3 replicas:", shared_count, "shared,", separate_count, "separate")
-    assert shared_count <= one_process * 1.5, (shared_count, separate_count)
-    assert separate_count >= one_process * 2.5, (shared_count, separate_count)
+    # one process alone: its burst of 2, then 2 a second (the last may fall just outside)
+    assert shared_count <= one_process + 2, (shared_count, separate_count)
+    assert separate_count >= 2 * one_process, (shared_count, separate_count)
+    assert separate_count >= 2 * shared_count, (shared_count, separate_count)
 
 
 def test_a_second_replica_is_served_from_the_first_ones_cache(

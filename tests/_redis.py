@@ -42,16 +42,10 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         log = (self._directory / "redis.log").open("ab")
+        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self._directory)]
         self._proc = subprocess.Popen(
-            [
-                self._binary,
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self._directory),
-                "--protected-mode", "yes",
-            ],  # fmt: skip
+            [self._binary, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 def _lm(server: LocalLMServer, **settings: Any) -> dict[str, Any]:
-    return {"model": "openai/local-model", "api_base": server.url, "api_key": "sk-shared", **settings}
+    lm = {"model": "openai/local-model", "api_base": server.url, "api_key": "sk-shared"}
+    return {**lm, **settings}
 
 
 @contextlib.contextmanager

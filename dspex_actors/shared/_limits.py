@@ -3,9 +3,11 @@
 The buckets mean what the local ones mean (``lm/_limits.py``: a burst of about one
 second's worth, ``tpm`` charged the actual usage) and are updated atomically by one Lua
 script on the Redis server's clock. A Client actor asks :meth:`SharedLimits.try_take` on
-its own thread, which never blocks: it hands the script to the I/O loop and says "wait";
-the answer (a token, or how long to wait) wakes the Client. While Redis is unavailable
-the process's local buckets limit it instead.
+its own thread, which never blocks: it keeps one token in hand, fetched ahead from Redis
+by the I/O loop, and takes that; without one it says "wait", and Redis's answer (a token,
+or how long to wait) wakes the Client. A token held longer than a second is dropped, so
+idle processes add no burst. While Redis is unavailable the process's local buckets
+limit it instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = ["SharedLimits"]
 
 ANSWER_WAIT = 1.0
 """What try_take says while the script's answer is out (the answer wakes the Client)."""
+TOKEN_LIFE = 1.0
+"""Seconds a token fetched ahead stays usable."""
 
 _TAKE = """
 local t = redis.call('TIME')
@@ -71,10 +75,15 @@ class SharedLimits:
         self._tpm = tpm
         self._script = link.client.register_script(_TAKE)
         self._lock = threading.Lock()
-        self._granted = 0
+        self._granted_at: float | None = None
+        """When the token in hand was taken from Redis (None: no token)."""
         self._asking = False
         self._retry_at = 0.0
         self._subscribers: list[Callable[[], None]] = []
+        if link.usable:
+            with self._lock:
+                self._asking = True
+            self._ask()
 
     @staticmethod
     def _args(per_minute: float, take: float, need: str | float) -> list[str]:
@@ -84,14 +93,18 @@ class SharedLimits:
         if not self._link.usable:
             return self._local.try_take(now)
         with self._lock:
-            if self._granted:
-                self._granted -= 1
-                return 0.0
-            if now < self._retry_at:
+            granted, self._granted_at = self._granted_at, None
+            took = granted is not None and now - granted <= TOKEN_LIFE
+            if not took and now < self._retry_at:
                 return self._retry_at - now
             if self._asking:
-                return ANSWER_WAIT
-            self._asking = True
+                return 0.0 if took else ANSWER_WAIT
+            self._asking = True  # with a token taken: fetch the next one ahead
+        self._ask()
+        return 0.0 if took else ANSWER_WAIT
+
+    def _ask(self) -> None:
+        """Ask Redis for a token (one question out at a time)."""
         keys: list[str] = []
         args: list[str] = []
         if self._tpm is not None:
@@ -101,7 +114,6 @@ class SharedLimits:
             keys.append(self._rpm[0])
             args += self._args(self._rpm[1], 1.0, 1.0)
         self._link.submit(lambda r: self._script(keys=keys, args=args, client=r), self._answered)
-        return ANSWER_WAIT
 
     def _answered(self, answer: object) -> None:
         """On the loop: a token (wait 0), a wait, or Redis is down (local buckets now)."""
@@ -110,7 +122,7 @@ class SharedLimits:
             if not isinstance(answer, RedisUnavailable):
                 wait = float(answer.decode() if isinstance(answer, bytes) else str(answer))
                 if wait <= 0:
-                    self._granted += 1
+                    self._granted_at = time.monotonic()
                 else:
                     self._retry_at = time.monotonic() + wait
             subscribers = list(self._subscribers)

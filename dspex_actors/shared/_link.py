@@ -193,8 +193,8 @@ class RedisLink:
     def call(self, command: Command[T], timeout: float | None = None) -> T:
         """Blocking, from a thread that is not the loop's: ``command``'s result, or
         RedisUnavailable (also after ``timeout``, default the link's)."""
-        if self._io.in_loop_thread():
-            raise RuntimeError("RedisLink.call() would block the I/O loop")
+        if self._io.in_loop_thread():  # waiting here would block the loop forever
+            raise RedisUnavailable("RedisLink.call() cannot wait on the I/O loop's thread")
         future = self.spawn(self.run(command))
         if future is None:
             raise RedisUnavailable("the I/O loop is stopped")

@@ -180,3 +180,38 @@ def test_a_stalled_redis_costs_a_timeout_never_a_call(
     assert elapsed < 10, elapsed
     assert stats["redis"]["up"] is False
     assert stats["cache"]["misses"] == 5
+
+
+def _wait_until_open(system: ActorSystem) -> None:
+    deadline = time.monotonic() + 10
+    while "open" not in [b["state"] for b in system.stats()["breakers"].values()]:
+        assert time.monotonic() < deadline, "the opening never arrived"
+        time.sleep(0.01)
+
+
+def test_an_opening_shared_through_redis_is_waited_out_per_on_circuit_open(
+    redis_server: RedisServer, lm_server: LocalLMServer
+) -> None:
+    from dspex_actors.testing import Fault
+
+    options = {"redis_url": redis_server.url, "breaker_fail_max": 2, "breaker_reset_timeout": 0.5}
+    failing = _lm(lm_server, num_retries=0)
+    waiting = _lm(lm_server, on_circuit_open="wait", num_retries=1)
+    other_key = _lm(lm_server, on_circuit_open="fail").copy(api_key="sk-another-tenant")
+    with ActorSystem(lm=failing, **options) as a, ActorSystem(lm=waiting, **options) as b:
+        b.client_handle(waiting)
+        b.client_handle(other_key)
+        lm_server.push_faults(Fault.http(500), Fault.http(500))
+        for n in range(2):
+            with pytest.raises(dx.LMHTTPStatusError):
+                a.request(user(f"fail {n}", cache=False))
+        _wait_until_open(b)
+        before = lm_server.stats().requests_total
+        # another credential on the same endpoint is not cut off
+        assert b.request(user("What is 5 + 5?"), lm=other_key).texts == ("10",)
+        # this credential's call waits for the half-open trial, then is that trial
+        assert b.request(user("What is 6 + 6?")).texts == ("12",)
+        stats = b.stats()["clients"]
+    assert lm_server.stats().requests_total == before + 2
+    waits = [c["circuit_waits"] for c in stats.values() if c["model"] == "openai/local-model"]
+    assert sum(waits) == 1

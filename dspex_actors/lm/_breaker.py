@@ -98,7 +98,7 @@ class EndpointBreaker:
             name=self.name,
         )
         self._subscribers: list[Callable[[], None]] = []
-        self._open_watchers: list[Callable[[float], None]] = []
+        self._watchers: list[Callable[[str, float], None]] = []
         self._trial_failed = False
         self._reset_timeout = reset_timeout
         self._lock = threading.Lock()
@@ -118,11 +118,12 @@ class EndpointBreaker:
         with self._lock, contextlib.suppress(ValueError):
             self._subscribers.remove(wake)
 
-    def watch_opens(self, opened: Callable[[float], None]) -> None:
-        """Call ``opened(seconds)`` when outcomes recorded here open the circuit for
-        ``seconds`` (not when :meth:`open_for` does): for sharing the state."""
+    def watch(self, changed: Callable[[str, float], None]) -> None:
+        """Call ``changed(state, seconds)`` when outcomes recorded here open the circuit (for
+        ``seconds``) or close it; not when :meth:`open_for`/:meth:`close_now` do. For sharing
+        the state with other processes."""
         with self._lock:
-            self._open_watchers.append(opened)
+            self._watchers.append(changed)
 
     def open_for(self, seconds: float) -> None:
         """Open the circuit for ``seconds`` because another process saw the endpoint fail
@@ -136,6 +137,17 @@ class EndpointBreaker:
                 return
             self._breaker.open()
             self._opened_at = opened_at
+            self._generation += 1
+            self._trial_started = None
+            self._trial_failed = False
+        self._notify()
+
+    def close_now(self) -> None:
+        """Close the circuit because another process's trial succeeded (no-op if closed)."""
+        with self._lock:
+            if self._breaker.current_state == pybreaker.STATE_CLOSED:
+                return
+            self._breaker.close()
             self._generation += 1
             self._trial_started = None
             self._trial_failed = False
@@ -198,11 +210,11 @@ class EndpointBreaker:
                 )
         if changed:
             self._notify()
-            if self._breaker.current_state == pybreaker.STATE_OPEN:
-                with self._lock:
-                    watchers = list(self._open_watchers)
-                for opened in watchers:
-                    opened(self._reset_timeout)
+            with self._lock:
+                watchers = list(self._watchers)
+            if after in (pybreaker.STATE_OPEN, pybreaker.STATE_CLOSED):
+                for watcher in watchers:
+                    watcher(str(after), self._reset_timeout)
 
     def release(self, permit: int) -> None:
         """Give back a permit whose outcome will never be known (its caller gave up)."""

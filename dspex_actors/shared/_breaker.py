@@ -1,9 +1,10 @@
-"""Open circuits shared by every process using one endpoint and credential.
+"""Circuit state shared by every process using one endpoint and credential.
 
 When outcomes in one process open a breaker, it writes a marker that expires with the
 reset timeout and publishes the opening; every other process subscribed to the channel
 opens its breaker for the time left, so its calls fail fast (or wait, per
 ``on_circuit_open``) without a request. A breaker created later reads the marker first.
+A successful half-open trial closes the circuit everywhere (the marker is deleted).
 After a lost subscription the listener reconnects by itself and re-reads every marker.
 """
 
@@ -57,7 +58,7 @@ class SharedBreakers:
         """
         with self._lock:
             self._breakers[key] = breaker
-        breaker.watch_opens(lambda seconds: self._opened(key, seconds))
+        breaker.watch(lambda state, seconds: self._changed(key, state, seconds))
         if self._link.usable:
             with contextlib.suppress(RedisUnavailable):
                 self._apply(breaker, self._link.call(lambda r: r.pttl(key)))
@@ -67,14 +68,17 @@ class SharedBreakers:
         if isinstance(pttl, int) and pttl > 0:
             breaker.open_for(pttl / 1000.0)
 
-    def _opened(self, key: str, seconds: float) -> None:
-        """This process opened ``key``'s circuit: mark it and tell the others."""
+    def _changed(self, key: str, state: str, seconds: float) -> None:
+        """This process opened (or closed) ``key``'s circuit: mark it and tell the others."""
         ms = max(1, round(seconds * 1000))
-        message = json.dumps({"key": key, "ms": ms, "origin": self._origin})
+        message = json.dumps({"key": key, "state": state, "ms": ms, "origin": self._origin})
 
         async def publish(r: redis.asyncio.Redis) -> Any:
             pipe = r.pipeline(transaction=False)
-            pipe.set(key, "open", px=ms)
+            if state == "open":
+                pipe.set(key, "open", px=ms)
+            else:
+                pipe.delete(key)
             pipe.publish(self._channel, message)
             return await pipe.execute()
 
@@ -115,6 +119,7 @@ class SharedBreakers:
         try:
             message = json.loads(data)
             key, ms, origin = str(message["key"]), int(message["ms"]), message.get("origin")
+            state = str(message.get("state", "open"))
         except (ValueError, KeyError, TypeError):
             logger.debug("ignored a malformed breaker message")
             return
@@ -122,8 +127,12 @@ class SharedBreakers:
             return
         with self._lock:
             breaker = self._breakers.get(key)
-        if breaker is not None:
-            logger.info("circuit for %s opened by another process", breaker.name)
+        if breaker is None:
+            return
+        logger.info("circuit for %s %s by another process", breaker.name, state)
+        if state == "closed":
+            breaker.close_now()
+        else:
             breaker.open_for(ms / 1000.0)
 
 

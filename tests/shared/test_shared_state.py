@@ -182,10 +182,10 @@ def test_a_stalled_redis_costs_a_timeout_never_a_call(
     assert stats["cache"]["misses"] == 5
 
 
-def _wait_until_open(system: ActorSystem) -> None:
+def _wait_for_state(system: ActorSystem, state: str) -> None:
     deadline = time.monotonic() + 10
-    while "open" not in [b["state"] for b in system.stats()["breakers"].values()]:
-        assert time.monotonic() < deadline, "the opening never arrived"
+    while state not in [b["state"] for b in system.stats()["breakers"].values()]:
+        assert time.monotonic() < deadline, f"the breaker never became {state}"
         time.sleep(0.01)
 
 
@@ -205,7 +205,7 @@ def test_an_opening_shared_through_redis_is_waited_out_per_on_circuit_open(
         for n in range(2):
             with pytest.raises(dx.LMHTTPStatusError):
                 a.request(user(f"fail {n}", cache=False))
-        _wait_until_open(b)
+        _wait_for_state(b, "open")
         before = lm_server.stats().requests_total
         # another credential on the same endpoint is not cut off
         assert b.request(user("What is 5 + 5?"), lm=other_key).texts == ("10",)
@@ -215,3 +215,26 @@ def test_an_opening_shared_through_redis_is_waited_out_per_on_circuit_open(
     assert lm_server.stats().requests_total == before + 2
     waits = [c["circuit_waits"] for c in stats.values() if c["model"] == "openai/local-model"]
     assert sum(waits) == 1
+
+
+def test_a_successful_trial_closes_the_circuit_in_every_replica(
+    redis_server: RedisServer, lm_server: LocalLMServer
+) -> None:
+    from dspex_actors.testing import Fault
+
+    options = {"redis_url": redis_server.url, "breaker_fail_max": 2, "breaker_reset_timeout": 0.3}
+    lm = _lm(lm_server, num_retries=0, on_circuit_open="wait")
+    with ActorSystem(lm=lm, **options) as a, ActorSystem(lm=lm, **options) as b:
+        b.client_handle(lm)
+        lm_server.push_faults(Fault.http(500), Fault.http(500))
+        for n in range(2):
+            with pytest.raises(dx.LMHTTPStatusError):
+                a.request(user(f"fail {n}", cache=False))
+        _wait_for_state(b, "open")
+        assert a.request(user("What is 7 + 7?"), lm=lm.copy(num_retries=1)).texts == ("14",)
+        _wait_for_state(b, "closed")  # A's trial closed it here too
+        requests = lm_server.stats().requests_total
+        assert b.request(user("What is 8 + 8?")).texts == ("16",)
+        assert b.stats()["clients"][f"client:{lm.config_id}"]["circuit_waits"] == 0
+    assert requests == 3
+    assert redis_server.client().keys("dspex:breaker:*") == []

@@ -38,6 +38,13 @@ FIRST_POLL = 0.005
 MAX_POLL = 0.1
 """A follower checks for the leader's result after 5 ms, then ever later, up to 100 ms."""
 
+_FIND_OR_LOCK = """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {0}
+"""
+"""One round trip: {1, value} (a hit), {2} (this process now leads) or {0} (another does)."""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -72,6 +79,7 @@ class SharedCache:
         self._lock_ttl = lock_ttl
         self._max_wait = max_wait
         client = link.client
+        self._find_or_lock = client.register_script(_FIND_OR_LOCK)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._store_and_release = client.register_script(_STORE_AND_RELEASE)
@@ -123,14 +131,13 @@ class SharedCache:
         give_up = loop.time() + self._max_wait
         followed = False
         while True:
-            value = await self._link.run(lambda r: r.get(value_key))
-            if value is not None:
-                return self._hit(key, value)
             token = secrets.token_hex(8)
-            acquired = await self._link.run(
-                functools.partial(_acquire, lock_key=lock_key, token=token, ms=lock_ms)
+            found = await self._link.run(
+                functools.partial(self._find_or_lock, [value_key, lock_key], [token, lock_ms])
             )
-            if acquired:
+            if found[0] == 1:
+                return self._hit(key, found[1])
+            if found[0] == 2:
                 self.counters["took_over" if followed else "led"] += 1
                 self._lead(key, lock_key, token, lock_ms)
                 return None
@@ -217,7 +224,3 @@ async def _get_and_exists(
     value, held = await pipe.execute()
     return value, int(held)
 
-
-async def _acquire(client: redis.asyncio.Redis, *, lock_key: str, token: str, ms: int) -> bool:
-    """SET NX with an expiry: whether this process now holds the lock."""
-    return bool(await client.set(lock_key, token, nx=True, px=ms))

@@ -130,6 +130,14 @@ class ActorSystem:
     ``max_seconds`` bounds the supervisor's restarts. The breaker and retry settings
     apply to every Client of this system.
 
+    ``redis_url`` (``redis://host:port/db``; the ``[redis]`` extra) shares state with every
+    other process using the same Redis and ``redis_prefix``: a cache tier under the memory
+    tier (``cache_ttl`` applies; values in JSON), single flight across processes (a leader
+    lock renewed while its call runs, taken over ``redis_lock_ttl`` seconds after its holder
+    dies), the ``rpm``/``tpm`` buckets and circuit breaker state per endpoint and
+    credential. Each Redis command is bounded by ``redis_timeout``; while Redis is down or
+    slow the system logs it and uses its local state, never failing a call for it.
+
     Use ``with ActorSystem(lm=...) as system:`` (starts, makes it current, stops) or
     ``start()``/``stop()``; ``with`` on a system that is already started only makes it
     current.

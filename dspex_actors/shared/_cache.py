@@ -14,6 +14,7 @@ State here (leaders' tokens, waiting tasks) lives on the I/O loop's thread only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -83,7 +84,9 @@ class SharedCache:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._store_and_release = client.register_script(_STORE_AND_RELEASE)
-        self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._leading: dict[str, str] = {}
+        """Cache key -> lock token, for the calls this process leads."""
+        self._renewer: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self.counters = {"hits": 0, "led": 0, "followed": 0, "took_over": 0, "fallbacks": 0}
 
@@ -139,7 +142,7 @@ class SharedCache:
                 return self._hit(key, found[1])
             if found[0] == 2:
                 self.counters["took_over" if followed else "led"] += 1
-                self._lead(key, lock_key, token, lock_ms)
+                self._lead(key, token)
                 return None
             if not followed:
                 followed = True
@@ -168,28 +171,35 @@ class SharedCache:
         self.counters["hits"] += 1
         return response
 
-    def _lead(self, key: str, lock_key: str, token: str, lock_ms: int) -> None:
-        renew = asyncio.ensure_future(self._keep_alive(lock_key, token, lock_ms))
-        self._leading[key] = (token, renew)
+    def _lead(self, key: str, token: str) -> None:
+        self._leading[key] = token
+        if self._renewer is None:
+            self._renewer = asyncio.ensure_future(self._keep_alive())
 
-    async def _keep_alive(self, lock_key: str, token: str, lock_ms: int) -> None:
-        """Renew the lock while this process's call runs (a crash stops renewing it)."""
-        while True:
-            await asyncio.sleep(self._lock_ttl / 3)
-            try:
-                await self._link.run(
-                    lambda r: self._renew(keys=[lock_key], args=[token, lock_ms], client=r)
-                )
-            except RedisUnavailable:
-                continue
+    async def _keep_alive(self) -> None:
+        """Renew every lock this process holds while its calls run (one task, one round
+        trip per period; a crash stops renewing them)."""
+        lock_ms = max(1, round(self._lock_ttl * 1000))
+        try:
+            while self._leading:
+                await asyncio.sleep(self._lock_ttl / 3)
+                held = list(self._leading.items())
+                if held:
+                    with contextlib.suppress(RedisUnavailable):
+                        await self._link.run(functools.partial(self._renew_all, held, lock_ms))
+        finally:
+            self._renewer = None
+
+    async def _renew_all(
+        self, held: list[tuple[str, str]], lock_ms: int, client: redis.asyncio.Redis
+    ) -> Any:
+        pipe = client.pipeline(transaction=False)
+        for key, token in held:
+            await self._renew(keys=[self._keys.lock(key)], args=[token, lock_ms], client=pipe)
+        return await pipe.execute()
 
     def _give_up_lead(self, key: str) -> str | None:
-        entry = self._leading.pop(key, None)
-        if entry is None:
-            return None
-        token, renew = entry
-        renew.cancel()
-        return token
+        return self._leading.pop(key, None)
 
     async def _store(self, key: str, value: str) -> None:
         token = self._give_up_lead(key) or ""

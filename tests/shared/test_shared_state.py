@@ -238,3 +238,27 @@ def test_a_successful_trial_closes_the_circuit_in_every_replica(
         assert b.stats()["clients"][f"client:{lm.config_id}"]["circuit_waits"] == 0
     assert requests == 3
     assert redis_server.client().keys("dspex:breaker:*") == []
+
+
+def test_a_live_leader_keeps_its_lock_past_the_lock_ttl(
+    redis_server: RedisServer, lm_server: LocalLMServer
+) -> None:
+    from dspex_actors.testing import Fault
+
+    options = {"redis_url": redis_server.url, "redis_lock_ttl": 0.3}
+    lm = _lm(lm_server)
+    lm_server.push_faults(Fault.hang(1.5))  # five lock lifetimes
+    with ActorSystem(lm=lm, **options) as a, ActorSystem(lm=lm, **options) as b:
+        b.client_handle(lm)
+        leading = threading.Thread(target=lambda: a.request(user("What is 9 + 9?")))
+        leading.start()
+        deadline = time.monotonic() + 10
+        while lm_server.stats(include_requests=False).in_flight == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        response = b.request(user("What is 9 + 9?"))
+        leading.join(10)
+        shared = b.stats()["redis"]["cache"]
+    assert response.texts == ("18",) and response.cached
+    assert lm_server.stats().requests_total == 1
+    assert shared["followed"] == 1 and shared["took_over"] == 0

@@ -36,27 +36,34 @@ def _replicas(count: int, lm: dict[str, Any], **system: Any) -> Iterator[list[Re
             replica.close()
 
 
-def _requests_in_window(replicas: list[Replica], server: LocalLMServer, seconds: float) -> int:
-    """Requests the server received while every replica called as fast as it was let."""
-    before = server.stats(include_requests=False).requests_total
+def _flood(groups: list[tuple[list[Replica], LocalLMServer]], seconds: float) -> list[int]:
+    """Requests each group's server received while all the replicas called as fast as they
+    were let, for the same ``seconds``."""
+    before = [server.stats(include_requests=False).requests_total for _, server in groups]
     until = time.time() + seconds
-    for replica in replicas:
-        replica.send("flood", until=until, threads=4)
-    for replica in replicas:  # each answers at ``until``
-        assert replica.receive()["done"] > 0
-    return server.stats(include_requests=False).requests_total - before
+    for replicas, _ in groups:
+        for replica in replicas:
+            replica.send("flood", until=until, threads=4)
+    for replicas, _ in groups:
+        # each answers at ``until`` (one may have got none of a shared budget)
+        assert sum(replica.receive()["done"] for replica in replicas) > 0
+    after = [server.stats(include_requests=False).requests_total for _, server in groups]
+    return [a - b for a, b in zip(after, before, strict=True)]
 
 
 def test_three_replicas_share_one_rpm_budget(
-    redis_server: RedisServer, lm_server: LocalLMServer
+    redis_server: RedisServer, make_lm_server: Any
 ) -> None:
-    lm = _lm(lm_server, rpm=120)  # 2 a second, a burst of 2
+    shared_server, separate_server = make_lm_server(), make_lm_server()
     window = 2.0
-    one_process = 2 + 2 * window
-    with _replicas(3, lm, redis_url=redis_server.url) as shared:
-        shared_count = _requests_in_window(shared, lm_server, window)
-    with _replicas(3, lm) as separate:
-        separate_count = _requests_in_window(separate, lm_server, window)
+    one_process = 2 + 2 * window  # rpm=120: 2 a second, a burst of 2
+    with (
+        _replicas(3, _lm(shared_server, rpm=120), redis_url=redis_server.url) as shared,
+        _replicas(3, _lm(separate_server, rpm=120)) as separate,
+    ):
+        shared_count, separate_count = _flood(
+            [(shared, shared_server), (separate, separate_server)], window
+        )
     # one process alone: its burst of 2, then 2 a second (the last may fall just outside)
     assert shared_count <= one_process + 2, (shared_count, separate_count)
     assert separate_count >= 2 * one_process, (shared_count, separate_count)

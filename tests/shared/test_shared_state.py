@@ -45,6 +45,7 @@ def test_a_completed_call_is_in_redis_when_stop_returns(
     assert client.keys("dspex:lock:*") == []  # the leader released its lock
     everything = b"".join(k + (client.dump(k) or b"") for k in client.keys("*"))
     assert API_KEY.encode() not in everything
+    assert len(client.client_list()) == 1  # only this one: the system closed its connections
     client.close()
 
 

@@ -4,7 +4,8 @@ The server runs in a subprocess, so the CPU time measured here (``time.process_t
 every thread of this process: caller, Cache and Client actors, HTTP workers) is the
 library's own. The same-run baselines are bare POSTs of the same request to the same
 server with the stdlib ``http.client`` (the cheapest stock client: Predict's overhead on
-a miss is its CPU per call minus that) and with a default ``httpx.Client``. DSPy spends
+a miss is its CPU per call minus that) and with a default ``httpx.Client``. The misses are
+measured again for each other provider (Anthropic, Gemini, Azure protocols). DSPy spends
 about 1.2 ms of CPU per predictor call.
 
     python benchmarks/predict_overhead.py [--calls 2000]
@@ -27,6 +28,8 @@ from dspex_actors.system import ActorSystem
 from dspex_actors.testing import ServerProcess
 
 DSPY_CPU_US = 1200.0
+PROVIDERS = ("anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash", "azure/local-deployment")
+"""The other providers, each speaking its own protocol to the same local server."""
 
 
 def measure(fn: Callable[[int], object], calls: int) -> tuple[float, float]:
@@ -85,6 +88,18 @@ def main() -> None:
                 stdlib_post(0)
             raw_cpu, raw_wall = measure(stdlib_post, miss_calls)
             connection.close()
+        root = server.url.removesuffix("/v1")
+        provider_rows = []
+        for model in PROVIDERS:
+            other = LM(model, api_base=root, api_key="bench", num_retries=0, cache=False)
+            with ActorSystem(lm=other):
+                program = Predict("question -> answer")
+                for _ in range(20):
+                    program(question="What is 2 + 3?")
+                cpu, wall = measure(
+                    lambda i, p=program: p(question=f"What is {i} + 3?"), miss_calls
+                )
+            provider_rows.append((model.partition("/")[0], cpu, wall))
 
     print(
         f"Predict per-call CPU, {calls} cache hits: {hit_cpu:7.1f} µs  (wall {hit_wall:7.1f} µs)"
@@ -93,6 +108,11 @@ def main() -> None:
         f"Predict per-call CPU, {miss_calls} misses, 0-latency server in a subprocess: "
         f"{miss_cpu:7.1f} µs  (wall {miss_wall:7.1f} µs)"
     )
+    for name, cpu, wall in provider_rows:
+        print(
+            f"  the same misses with {name + '/':11} (its own protocol): "
+            f"{cpu:7.1f} µs  (wall {wall:7.1f} µs)"
+        )
     print(
         f"bare http.client POST to the same server (same-run baseline): "
         f"{raw_cpu:7.1f} µs  (wall {raw_wall:7.1f} µs)"

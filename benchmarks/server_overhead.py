@@ -12,7 +12,9 @@ each over 70 questions that repeat (the default model caches its arithmetic, as 
 long run over a dev set). Figures are the median of ``--rounds`` rounds.
 
 The same-run floor is a minimal asyncio server (a subprocess too) answering every request
-with a fixed JSON body: what parsing HTTP and writing a reply cost at the least here.
+with a fixed JSON body: what parsing HTTP and writing a reply cost at the least here. The
+same fixed reply from aiohttp's low-level web server shows what a server on aiohttp.web
+would cost before any responder runs.
 
 Spread: ``--concurrent`` DSPy requests (distinct questions) written back to back over
 their own keep-alive connections by one selector-driven client thread (no client threads
@@ -85,6 +87,27 @@ async def main():
 
 asyncio.run(main())
 """
+
+AIOHTTP_SERVER = r"""
+import asyncio
+from aiohttp import web
+
+BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
+
+async def handler(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json")
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(web.Server(handler, access_log=None), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+"""aiohttp's low-level web server (no router, no Application) with the same fixed reply:
+what moving the local server onto it would cost per request at the least."""
 
 
 def process_cpu(pid: int) -> tuple[float, float]:
@@ -242,9 +265,9 @@ def reply_spread(port: int, concurrent: int, rounds: int) -> Spread:
 
 
 @contextmanager
-def floor_server() -> Iterator[tuple[int, int]]:
-    """(pid, port) of the minimal asyncio server."""
-    proc = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER], stdout=subprocess.PIPE, text=True)
+def floor_server(code: str = FLOOR_SERVER) -> Iterator[tuple[int, int]]:
+    """(pid, port) of the minimal asyncio server (or another fixed-reply server's)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield proc.pid, int(proc.stdout.readline())
@@ -275,6 +298,9 @@ def main() -> None:
     with floor_server() as (pid, port):
         floor = cpu_per_request(pid, port, kinds["plain"], args.rounds)
     print(describe("floor (minimal asyncio, fixed reply)", floor))
+    with floor_server(AIOHTTP_SERVER) as (pid, port):
+        aiohttp_cost = cpu_per_request(pid, port, kinds["plain"], args.rounds)
+    print(describe("aiohttp.web.Server, fixed reply", aiohttp_cost, floor))
 
     with ServerProcess(latency=0.0) as server:
         assert server.pid is not None

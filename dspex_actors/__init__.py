@@ -9,10 +9,14 @@ from dspex_actors._errors import (
     CacheError,
     CircuitOpenError,
     CoercionError,
+    CompileInterrupted,
     ConfigurationError,
+    ContentBlockedError,
     DSPexError,
     EvaluationAborted,
+    EvaluationCancelled,
     EvaluationError,
+    EvaluationInterrupted,
     ExampleTimeoutError,
     LMConnectionError,
     LMError,
@@ -21,15 +25,18 @@ from dspex_actors._errors import (
     LMTLSError,
     LMUnavailableError,
     MalformedResponseError,
+    MetricError,
     OptimizerError,
     PredictInputError,
     ProgramLoadError,
     SignatureError,
     SignatureTypeError,
+    SystemStoppingError,
     ToolArgumentError,
 )
+from dspex_actors._usage import track_usage
 from dspex_actors._version import __version__
-from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.evaluate import (
     Evaluate,
     EvaluationResult,
@@ -37,7 +44,7 @@ from dspex_actors.evaluate import (
     answer_exact_match,
     answer_passage_match,
 )
-from dspex_actors.lm import LM, LMRequest, LMResponse
+from dspex_actors.lm import LM, LMRequest, LMResponse, inspect_history
 from dspex_actors.modules import (
     BestOfN,
     MultiChainComparison,
@@ -47,8 +54,9 @@ from dspex_actors.modules import (
     majority,
 )
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
-from dspex_actors.primitives import Example, Module, Prediction
+from dspex_actors.primitives import Example, Module, Prediction, load
 from dspex_actors.signatures import (
+    History,
     InputField,
     OutputField,
     Signature,
@@ -59,14 +67,19 @@ from dspex_actors.streaming import StreamListener, StreamResponse, streamify
 from dspex_actors.system import ActorSystem, configure, context, current_system
 from dspex_actors.telemetry import BaseCallback
 from dspex_actors.teleprompt import (
+    GEPA,
+    SIMBA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     LabeledFewShot,
+    MIPROv2,
 )
 from dspex_actors.tools import Tool
 
 __all__ = [
+    "GEPA",
     "LM",
+    "SIMBA",
     "ActorSystem",
     "AdapterParseError",
     "BaseCallback",
@@ -78,14 +91,19 @@ __all__ = [
     "ChatAdapter",
     "CircuitOpenError",
     "CoercionError",
+    "CompileInterrupted",
     "ConfigurationError",
+    "ContentBlockedError",
     "DSPexError",
     "Evaluate",
     "EvaluationAborted",
+    "EvaluationCancelled",
     "EvaluationError",
+    "EvaluationInterrupted",
     "EvaluationResult",
     "Example",
     "ExampleTimeoutError",
+    "History",
     "InputField",
     "JSONAdapter",
     "LMConnectionError",
@@ -97,7 +115,9 @@ __all__ = [
     "LMTimeoutError",
     "LMUnavailableError",
     "LabeledFewShot",
+    "MIPROv2",
     "MalformedResponseError",
+    "MetricError",
     "Module",
     "MultiChainComparison",
     "OptimizerError",
@@ -115,8 +135,10 @@ __all__ = [
     "SignatureTypeError",
     "StreamListener",
     "StreamResponse",
+    "SystemStoppingError",
     "Tool",
     "ToolArgumentError",
+    "XMLAdapter",
     "__version__",
     "answer_exact_match",
     "answer_passage_match",
@@ -124,8 +146,11 @@ __all__ = [
     "context",
     "current_system",
     "ensure_signature",
+    "inspect_history",
+    "load",
     "majority",
     "make_signature",
     "record_trace",
     "streamify",
+    "track_usage",
 ]

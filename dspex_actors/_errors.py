@@ -10,6 +10,7 @@ and endpoint) and never contain credentials.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 __all__ = [
@@ -17,10 +18,14 @@ __all__ = [
     "CacheError",
     "CircuitOpenError",
     "CoercionError",
+    "CompileInterrupted",
     "ConfigurationError",
+    "ContentBlockedError",
     "DSPexError",
     "EvaluationAborted",
+    "EvaluationCancelled",
     "EvaluationError",
+    "EvaluationInterrupted",
     "ExampleTimeoutError",
     "LMConnectionError",
     "LMError",
@@ -28,11 +33,13 @@ __all__ = [
     "LMTimeoutError",
     "LMUnavailableError",
     "MalformedResponseError",
+    "MetricError",
     "OptimizerError",
     "PredictInputError",
     "ProgramLoadError",
     "SignatureError",
     "SignatureTypeError",
+    "SystemStoppingError",
     "ToolArgumentError",
 ]
 
@@ -131,8 +138,32 @@ class MalformedResponseError(LMError):
     """The server's reply was not a valid chat-completions body."""
 
 
+class ContentBlockedError(LMError):
+    """The provider refused or blocked the content (a safety filter, a refusal).
+
+    ``reason`` is the provider's word for it (``SAFETY``, ``refusal``, ``content_filter``,
+    a prompt ``blockReason``). Not retried: the same prompt would be blocked again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        model: str | None = None,
+        endpoint: str | None = None,
+    ):
+        super().__init__(message, model=model, endpoint=endpoint)
+        self.reason = reason
+
+
 class LMUnavailableError(LMError):
     """The Client actor serving the LM stopped or crashed before the call finished."""
+
+
+class SystemStoppingError(LMUnavailableError):
+    """The ActorSystem is draining (``stop(grace=...)``) or stopped: the call was refused
+    before anything was sent; calls already in flight finish."""
 
 
 class CacheError(DSPexError):
@@ -170,8 +201,14 @@ class ExampleTimeoutError(EvaluationError, TimeoutError):
     """An example ran longer than the evaluation's per-example ``timeout``."""
 
 
+class MetricError(EvaluationError, ValueError):
+    """The metric raised, or returned something that is not a finite number (NaN, inf,
+    None, a huge int, a string...): recorded as that example's failure, naming the metric."""
+
+
 class EvaluationAborted(EvaluationError):
-    """A run stopped early (``max_errors`` exceeded or interrupted).
+    """A run stopped early: ``max_errors`` exceeded, or the first examples all failed with
+    the same LM error (a dead endpoint or a bad key), or the devset iterable raised.
 
     ``result`` holds the partial :class:`EvaluationResult`: every example that
     finished has its score or its recorded failure.
@@ -195,3 +232,35 @@ class OptimizerError(DSPexError):
 
 class ToolArgumentError(DSPexError, ValueError):
     """A tool was called with arguments it does not take, or values of the wrong type."""
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM in the CLI) stopped an evaluation.
+
+    A ``KeyboardInterrupt``, not an ``Exception``: an ``except Exception:`` in the
+    caller's loop never swallows it. ``result`` holds the partial
+    :class:`EvaluationResult` (from the parallel executor: the finished outcomes).
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class EvaluationCancelled(asyncio.CancelledError):
+    """The task awaiting ``Evaluate.acall`` (or ``AsyncExecutor.run``) was cancelled.
+
+    A real ``asyncio.CancelledError`` -- so ``asyncio.wait_for`` and task groups work as
+    usual and the caller's event loop lives on -- carrying the partial result in
+    ``result``. (Ctrl-C in a synchronous ``Evaluate(...)(program)`` raises
+    :class:`EvaluationInterrupted` instead.)
+    """
+
+    def __init__(self, message: str, *, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class CompileInterrupted(EvaluationInterrupted):
+    """Ctrl-C stopped an optimizer's ``compile``; ``result`` holds what it had produced
+    (bootstrapped traces, or the candidates scored so far)."""

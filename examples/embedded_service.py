@@ -4,11 +4,16 @@ The service (stdlib ``http.server``, on 127.0.0.1) starts an ActorSystem once an
 
     POST /predict            {"question": "..."} -> {"answer": "..."}
     GET  /health             status, cache counters, actor restarts
+    GET  /metrics            Prometheus text: the library's OpenTelemetry metrics (LM call
+                             durations, tokens, in flight, retries, breaker state, cache)
     POST /admin/kill-client  stop the LM Client actor, to watch the supervisor restart it
 
-Requests run concurrently on the server's threads and share the system's Client and
-Cache actors. When the Client actor dies, the supervisor starts a new one and the next
-request is served as usual. Stopping the service stops every actor.
+Requests run concurrently on the server's threads (its listen backlog sized for
+``--concurrency`` clients connecting at once, not http.server's 5) and share the system's
+Client and Cache actors. When the Client actor dies, the supervisor starts a new one and
+the next request is served as usual. On SIGTERM (or Ctrl-C) the service drains: it stops
+accepting connections, lets the requests in flight finish (``ActorSystem.stop(grace=...)``
+refuses new LM calls meanwhile), then stops every actor.
 
 By default the example runs a short scripted self-check against itself (offline, with a
 local test LM) and exits 0. ``--serve`` keeps it running until Ctrl-C:
@@ -33,6 +38,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import prometheus_client
 import pykka
 
 import dspex_actors as dx
@@ -41,13 +47,38 @@ from dspex_actors.testing import LocalLMServer
 logger = logging.getLogger("embedded_service")
 
 
+DEFAULT_CONCURRENCY = 128
+DEFAULT_GRACE = 20.0
+
+
+class _Server(ThreadingHTTPServer):
+    """Handler threads are tracked (not daemons), so closing the server waits for the
+    replies being written."""
+
+    daemon_threads = False
+
+
 class PredictionService:
     """One ActorSystem + one HTTP server, both running inside ``with PredictionService(...)``."""
 
-    def __init__(self, lm: dx.LM, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        lm: dx.LM,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
         self.system = dx.ActorSystem(lm=lm)
         self.program = dx.Predict("question -> answer")
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd = _Server((host, port), _Handler, bind_and_activate=False)
+        self.httpd.request_queue_size = concurrency  # the listen backlog
+        try:
+            self.httpd.server_bind()
+            self.httpd.server_activate()
+        except OSError:
+            self.httpd.server_close()
+            raise
         self.httpd.service = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http")
         self._stack = contextlib.ExitStack()
@@ -69,9 +100,20 @@ class PredictionService:
         self._stack.close()  # stop HTTP first, then every actor of the system
 
     def _stop_http(self) -> None:
-        self.httpd.shutdown()  # stop accepting; serve_forever returns
-        self.httpd.server_close()
+        if self._thread.is_alive():
+            self.httpd.shutdown()  # stop accepting; serve_forever returns
+        self.httpd.server_close()  # also waits for the handler threads
         self._thread.join(timeout=10)
+
+    def drain(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop taking connections, give the requests in flight ``grace`` seconds to finish
+        (new LM calls are refused), then stop the actors."""
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+        self.httpd.socket.close()  # connections now get refused instead of queued
+        print(f"draining: up to {grace:g}s for the requests in flight", flush=True)
+        self.system.stop(grace=grace)
+        self._stop_http()
 
     # -- what the handlers call (on the HTTP server's threads) -----------------------
 
@@ -98,6 +140,7 @@ class PredictionService:
 
 class _Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
+    timeout = 30.0  # a client that stops sending cannot hold a thread (or a drain) forever
 
     @property
     def service(self) -> PredictionService:
@@ -115,6 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._reply(HTTPStatus.OK, self.service.health())
+        elif self.path == "/metrics":
+            body = prometheus_client.generate_latest()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
 
@@ -180,14 +230,35 @@ def self_check(service: PredictionService) -> bool:
     except urllib.error.HTTPError as exc:
         print(f"4. a bad request gets HTTP {exc.code}; the service lives on")
         ok = ok and exc.code == 400
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        metrics = response.read().decode()
+    calls = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("gen_ai_client_operation_duration_seconds_count")
+    ]
+    total = sum(float(line.split()[-1]) for line in calls)
+    print(f"5. /metrics: {len(calls)} LM call-duration series, {total:.0f} calls")
+    ok = ok and bool(calls)
     print(f"   health: {health}")
     return ok
+
+
+def install_metrics() -> None:
+    """The application's part: an OpenTelemetry MeterProvider whose Prometheus reader feeds
+    ``prometheus_client``'s registry (the library only uses the API; the ``[examples]``
+    extra brings the SDK and the exporter)."""
+    from opentelemetry import metrics
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
 
 
 @contextlib.contextmanager
 def language_model(args: argparse.Namespace) -> Iterator[dx.LM]:
     if args.model:
-        yield dx.LM(args.model, api_base=args.api_base)
+        yield dx.LM(args.model, api_base=args.api_base, max_concurrency=args.concurrency)
         return
     with LocalLMServer() as server:
         print(f"(offline: a local test model at {server.url} plays the LM)")
@@ -200,18 +271,32 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--model", help="a real LM, e.g. openai/gpt-4o-mini")
     parser.add_argument("--api-base", help="its server's base URL")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="clients served at once: the listen backlog and the LM's calls in flight",
+    )
+    parser.add_argument(
+        "--grace", type=float, default=DEFAULT_GRACE, help="seconds requests get on SIGTERM"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    install_metrics()
 
-    with language_model(args) as lm, PredictionService(lm, port=args.port) as service:
-        print(f"serving on {service.url}")
+    with (
+        language_model(args) as lm,
+        PredictionService(lm, port=args.port, concurrency=args.concurrency) as service,
+    ):
+        print(f"serving on {service.url} (listen backlog {service.httpd.request_queue_size})")
         if args.serve:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             example = json.dumps({"question": "What is 6 times 7?"})
-            print(f"try: curl -s {service.url}/predict -d '{example}'  (Ctrl-C stops)")
+            print(f"try: curl -s {service.url}/predict -d '{example}'  (Ctrl-C stops)", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
+            service.drain(args.grace)
             ok = True
         else:
             ok = self_check(service)

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dspex_actors._errors import AdapterParseError, CoercionError
+from dspex_actors._errors import AdapterParseError, CoercionError, PredictInputError
 from dspex_actors.adapters._base import (
     AsyncRequestFn,
     RequestFn,
@@ -27,6 +27,7 @@ from dspex_actors.adapters._base import (
 )
 from dspex_actors.signatures import (
     FieldInfo,
+    History,
     Signature,
     annotation_allows_none,
     ensure_signature,
@@ -98,7 +99,7 @@ class ChatAdapter:
             try:
                 return JSONAdapter()(request_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
-                raise _fallback_failed(sig, first, second) from second
+                raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
     async def acall(
         self,
@@ -126,7 +127,7 @@ class ChatAdapter:
             try:
                 return await JSONAdapter().acall(arequest_fn, sig, demo_list, inputs, call_params)
             except AdapterParseError as second:
-                raise _fallback_failed(sig, first, second) from second
+                raise _fallback_failed(type(self).__name__, sig, first, second) from second
 
     def _call_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """The request parameters of a call (a subclass may add its own)."""
@@ -194,13 +195,40 @@ class ChatAdapter:
     def format(
         self, signature: type[Signature] | str, demos: Iterable[Any], inputs: Mapping[str, Any]
     ) -> list[dict[str, str]]:
-        """The messages: system, demo user/assistant pairs, then the final user turn."""
+        """The messages: system, demo user/assistant pairs, History turns, the final user turn."""
         sig = ensure_signature(signature)
+        values = dict(demo_to_dict(inputs))
         messages = [{"role": "system", "content": self.format_system_message(sig)}]
         messages.extend(self.format_demos(sig, demos))
-        content = self.format_user_message_content(sig, demo_to_dict(inputs), main_request=True)
+        history_name = next(
+            (name for name, f in sig.input_fields.items() if f.annotation is History), None
+        )
+        if history_name is not None:
+            sig = sig.delete(history_name)
+            history = values.pop(history_name, None)
+            if history is not None:
+                messages.extend(
+                    self.format_conversation_history(sig, _as_history(history_name, history))
+                )
+        content = self.format_user_message_content(sig, values, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
+        return messages
+
+    def format_conversation_history(
+        self, signature: type[Signature], history: History
+    ) -> list[dict[str, str]]:
+        """Each History message as a user turn (its inputs, with the output request when it has
+        any) and an assistant turn (its outputs); ``signature`` is the one without the field."""
+        messages: list[dict[str, str]] = []
+        for message in history.messages:
+            asks = any(name in message for name in signature.input_fields)
+            content = self.format_user_message_content(signature, message, main_request=asks)
+            if content:
+                messages.append({"role": "user", "content": content})
+            reply = self.format_assistant_message_content(signature, message)
+            if reply:
+                messages.append({"role": "assistant", "content": reply})
         return messages
 
     def format_system_message(self, signature: type[Signature]) -> str:
@@ -367,6 +395,19 @@ class ChatAdapter:
         return _coerce_outputs(type(self).__name__, sig, raw, completion)
 
 
+def _as_history(name: str, value: Any) -> History:
+    """A History input value: a History, or its ``{"messages": [...]}`` form."""
+    if isinstance(value, History):
+        return value
+    try:
+        return History.model_validate(value)
+    except ValueError as exc:
+        raise PredictInputError(
+            f"input field `{name}` is a History: pass dx.History(messages=[{{...}}, ...]) "
+            f"(dicts keyed by the signature's fields), got {type(value).__name__}: {exc}"
+        ) from None
+
+
 def _coerce_outputs(
     adapter: str, signature: type[Signature], raw: Mapping[str, Any], completion: str
 ) -> dict[str, Any]:
@@ -389,6 +430,14 @@ def _coerce_outputs(
             parsed=parsed,
             bad_fields=bad,
         )
+    return complete_outputs(adapter, signature, parsed, completion)
+
+
+def complete_outputs(
+    adapter: str, signature: type[Signature], parsed: Mapping[str, Any], completion: str
+) -> dict[str, Any]:
+    """The parsed outputs in signature order, missing optional ones as None; a missing
+    required one is an :class:`AdapterParseError`."""
     result: dict[str, Any] = {}
     for name, field in signature.output_fields.items():
         if name in parsed:
@@ -403,11 +452,11 @@ def _coerce_outputs(
 
 
 def _fallback_failed(
-    signature: type[Signature], first: AdapterParseError, second: AdapterParseError
+    adapter: str, signature: type[Signature], first: AdapterParseError, second: AdapterParseError
 ) -> AdapterParseError:
-    """The error when both the chat-format parse and its JSON-mode retry failed."""
+    """The error when both the adapter's own parse and its JSON-mode retry failed."""
     return AdapterParseError(
-        f"ChatAdapter failed and so did its one JSON-mode retry. First: {first} "
+        f"{adapter} failed and so did its one JSON-mode retry. First: {first} "
         f"Retry: {second}",
         signature=signature,
         missing_fields=second.missing_fields,

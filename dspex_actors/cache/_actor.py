@@ -165,6 +165,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         )
         self._flights: dict[str, _Flight] = {}
         self._tier: SQLiteTier | None = None
+        self._tier_warned: set[str] = set()
         self.counters = {
             "hits": 0,
             "misses": 0,
@@ -340,10 +341,20 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 deliver(reply, _response(entry))
 
     def _tier_failed(self, what: str, exc: sqlite3.Error) -> None:
-        """A failing persistent tier is logged and counted; the memory tier carries on."""
+        """A failing persistent tier is counted, and logged once per kind of operation (not
+        once per read); the memory tier carries on."""
         self.counters["errors"] += 1
         path = self._tier.path if self._tier is not None else "?"
-        logger.warning("persistent cache %s failed for %s: %s", what, path, exc)
+        if what in self._tier_warned:
+            logger.debug("persistent cache %s failed again for %s: %s", what, path, exc)
+            return
+        self._tier_warned.add(what)
+        logger.warning(
+            "persistent cache %s failed for %s: %s (further failures are counted in stats)",
+            what,
+            path,
+            exc,
+        )
 
     def stats(self) -> dict[str, Any]:
         """Counters, sizes and where the persistent tier lives."""
@@ -354,6 +365,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             "ttl": self.options.ttl,
             "in_flight_keys": len(self._flights),
             "persistent": None if self._tier is None else str(self._tier.path),
+            "persistent_read_only": self._tier is not None and self._tier.read_only,
         }
 
     def _shutdown(self, how: str) -> None:

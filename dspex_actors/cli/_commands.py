@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dspex_actors._errors import ConfigurationError, EvaluationAborted
+from dspex_actors._errors import ConfigurationError, EvaluationAborted, EvaluationInterrupted
 from dspex_actors.cli._data import Dataset, check_output_path, load_jsonl, write_jsonl
 from dspex_actors.cli._metrics import METRICS, MetricChoice, metric_choice, resolve_metric
 from dspex_actors.cli._options import (
@@ -21,7 +21,7 @@ from dspex_actors.cli._options import (
     positive_int,
     system_from_args,
 )
-from dspex_actors.cli._report import format_demos
+from dspex_actors.cli._report import diagnose_failures, first_tracebacks, format_demos
 from dspex_actors.evaluate import Evaluate, EvaluationResult
 from dspex_actors.predict import ChainOfThought, Predict, load_program, signature_to_string
 from dspex_actors.primitives import Module
@@ -70,13 +70,22 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
         help="score a saved program on a JSONL dataset",
         description=(
             "Evaluate a program saved with program.save() (its signature is in the file) "
-            "on a JSONL dataset (one JSON object per line holding the program's input "
-            "fields and the gold answer), in parallel; print the score and optionally "
-            "write one result per example."
+            "or with DSPy's program.save() (the signature comes from DSPy's default "
+            "instructions, or from --signature) on a JSONL dataset (one JSON object per "
+            "line holding the program's input fields and the gold answer), in parallel; "
+            "print the score and optionally write one result per example."
         ),
     )
     parser.add_argument("program", metavar="PROGRAM.json", help="a saved program")
     parser.add_argument("data", metavar="DATA.jsonl", help="the examples, one JSON object a line")
+    parser.add_argument(
+        "--signature",
+        metavar="SIG",
+        help=(
+            "the program's signature, e.g. 'question -> answer: int', for a file saved by "
+            "DSPy (which records no types); for a ChainOfThought leave out 'reasoning'"
+        ),
+    )
     parser.add_argument(
         "--output", metavar="RESULTS.jsonl", help="write one JSON result per example here"
     )
@@ -84,7 +93,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
         "--max-errors",
         type=positive_int,
         metavar="N",
-        help="stop after N failed examples (default: never; finished results are kept)",
+        help="stop (exit 1) once more than N examples failed (default: never; finished "
+        "results are kept)",
     )
     parser.add_argument(
         "--fail-under",
@@ -185,7 +195,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, "--output")
     lm = lm_from_args(args)
-    program = load_program(args.program)
+    program = load_program(args.program, signature=args.signature)
     signature = _predictor_signature(program)
     inputs = list(signature.input_fields)
     outputs = [name for name in signature.output_fields if name != "reasoning"]
@@ -206,9 +216,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         display_progress=not args.no_progress,
         max_errors=args.max_errors,
+        provide_traceback=args.verbose,
     )
     started = time.perf_counter()
     code = 0
+    interrupted: EvaluationInterrupted | None = None
     with system_from_args(args, lm):
         try:
             result = evaluate(program)
@@ -218,6 +230,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             result = exc.result
             print(f"evaluation stopped early: {exc}", file=sys.stderr)
             code = 1
+        except EvaluationInterrupted as exc:  # Ctrl-C or SIGTERM: keep what finished
+            if exc.result is None:
+                raise
+            result, interrupted = exc.result, exc
     elapsed = time.perf_counter() - started
     print(result.summary())
     if dataset.bad:
@@ -226,6 +242,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         count = write_jsonl(args.output, _result_rows(result, dataset))
         print(f"wrote {count} rows to {args.output}")
     print(f"finished in {elapsed:.1f}s")
+    if args.verbose:
+        for text in first_tracebacks(result.failures):
+            print(text, file=sys.stderr, end="")
+    for line in diagnose_failures(result.failures):
+        print(f"error: {line}", file=sys.stderr)
+    if interrupted is not None:
+        raise interrupted  # main() turns it into exit 130 (143 for SIGTERM)
+    if code == 0 and result.results and len(result.failures) == len(result.results):
+        print(f"every example failed ({len(result.failures)})", file=sys.stderr)
+        code = 1
     if code == 0 and args.fail_under is not None and result.score < args.fail_under:
         print(f"score {result.score} is below --fail-under {args.fail_under}", file=sys.stderr)
         code = 1

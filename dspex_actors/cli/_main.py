@@ -1,18 +1,24 @@
 """Entry point of the ``dspex-actors`` command.
 
 Exit codes: 0 success, 2 usage errors (bad options, missing or bad input files, bad
-signature, unknown metric), 1 runtime failures (LM errors, an evaluation stopped early,
-an internal error), 130 interrupted. User errors print one message saying what to fix,
-never a traceback (``-v`` shows tracebacks of internal errors).
+signature, unknown metric), 1 runtime failures (LM errors, an evaluation stopped early or
+in which every example failed, an internal error), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM, handled like Ctrl-C: the finished results are printed and written).
+User errors print one message saying what to fix, never a traceback (``-v`` shows
+tracebacks, of failed examples too, and the failures as they happen).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 
 from dspex_actors._errors import (
     ConfigurationError,
@@ -23,7 +29,15 @@ from dspex_actors._errors import (
 )
 from dspex_actors._version import __version__
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +45,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 PROG = "dspex-actors"
 SERVE_LOCAL_LM = "serve-local-lm"
@@ -46,7 +61,8 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
 Handler = Callable[[argparse.Namespace], int]
 
 _EPILOG = """\
-exit codes: 0 success, 2 usage error (fix the command line or input files), 1 failure.
+exit codes: 0 success, 2 usage error (fix the command line or input files), 1 failure,
+130 interrupted, 143 terminated.
 
 Start with:  dspex-actors demo
 """
@@ -103,8 +119,47 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+class _Termination:
+    """Whether SIGTERM arrived (it is turned into the Ctrl-C path, see _sigterm_as_ctrl_c)."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if callable(on_interrupt):  # Python's (raises KeyboardInterrupt) or asyncio.run's
+            on_interrupt(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[_Termination]:
+    """SIGTERM behaves like Ctrl-C while a command runs: partial results are kept."""
+    termination = _Termination()
+    if threading.current_thread() is not threading.main_thread():
+        yield termination
+        return
+    previous = signal.signal(signal.SIGTERM, termination.handle)
+    try:
+        yield termination
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(handler: Handler, args: argparse.Namespace) -> int:
     """Run a subcommand and turn its errors into exit codes and plain messages."""
+    with _sigterm_as_ctrl_c() as termination:
+        try:
+            return _run_handler(handler, args)
+        except KeyboardInterrupt:
+            code = EXIT_TERMINATED if termination.received else EXIT_INTERRUPTED
+            _error("terminated (SIGTERM)" if termination.received else "interrupted")
+            return code
+
+
+def _run_handler(handler: Handler, args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except _USAGE_ERRORS as exc:
@@ -112,13 +167,12 @@ def _run(handler: Handler, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except DSPexError as exc:
         _error(f"{type(exc).__name__}: {exc}")
+        if args.verbose:
+            traceback.print_exc()
         return EXIT_FAILURE
     except OSError as exc:
         _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return EXIT_INTERRUPTED
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
@@ -156,4 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return EXIT_OK
     handler: Handler = args.handler
-    return _run(handler, args)
+    failures_log = logging.getLogger("dspex_actors.evaluate")
+    level = failures_log.level
+    if not args.verbose:  # the progress bar counts failures; the summary explains them once
+        failures_log.setLevel(logging.ERROR)
+    try:
+        return _run(handler, args)
+    finally:
+        failures_log.setLevel(level)

@@ -133,6 +133,8 @@ def lm_from_args(args: argparse.Namespace, *, api_key: str | None = None) -> LM:
             f"no API key for {model}: set {provider.api_key_env} (or name another variable "
             "with --api-key-env), or pass --api-base URL for a server that needs no key"
         )
+    if api_key is None and args.api_base is not None:
+        api_key = ""  # --api-base without a key: a server that needs none (as the help says)
     return LM(
         model,
         api_base=args.api_base,

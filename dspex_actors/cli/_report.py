@@ -6,10 +6,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from dspex_actors.evaluate import EvaluationResult
+from dspex_actors._errors import LMConnectionError, LMError, LMHTTPStatusError, LMTimeoutError
+from dspex_actors.evaluate import EvaluationResult, ExampleFailure
 from dspex_actors.primitives import Module
 
-__all__ = ["format_demos", "format_score", "format_stats", "program_demos"]
+__all__ = [
+    "diagnose_failures",
+    "first_tracebacks",
+    "format_demos",
+    "format_score",
+    "format_stats",
+    "program_demos",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +113,43 @@ def format_stats(stats: Mapping[str, Any], indent: str = "  ") -> list[str]:
     else:
         lines.append(f"{indent}actor restarts: none")
     return lines
+
+
+def _lm_problem(exc: BaseException | None) -> tuple[str, str] | None:
+    """``(what happened, where)`` for an LM error a user can act on, else None."""
+    endpoint = getattr(exc, "endpoint", None) or "the LM's endpoint"
+    if isinstance(exc, LMHTTPStatusError) and exc.status_code in (401, 403):
+        return f"authentication failed ({exc.status_code})", f"at {endpoint}: check the API key"
+    if isinstance(exc, LMConnectionError):
+        return f"cannot connect to {endpoint}", "is the server running, is --api-base right?"
+    if isinstance(exc, LMTimeoutError):
+        return f"no reply from {endpoint} in time", "raise --timeout or check the server"
+    return None
+
+
+def diagnose_failures(failures: list[ExampleFailure]) -> list[str]:
+    """One line per LM problem behind the failures (unreachable server, rejected key...),
+    however many examples it failed: said once, not once per example."""
+    problems: dict[tuple[str, str], str | None] = {}
+    per_endpoint: dict[str | None, int] = {}
+    for failure in failures:
+        exc = failure.exception
+        if isinstance(exc, LMError):  # an open circuit counts for the error that opened it
+            per_endpoint[exc.endpoint] = per_endpoint.get(exc.endpoint, 0) + 1
+        problem = _lm_problem(exc)
+        if problem is not None:
+            problems.setdefault(problem, getattr(exc, "endpoint", None))
+    lines = []
+    for (what, hint), endpoint in problems.items():
+        count = per_endpoint.get(endpoint, 0)
+        lines.append(f"{what} ({count} example{'s' if count != 1 else ''} failed); {hint}")
+    return lines
+
+
+def first_tracebacks(failures: list[ExampleFailure]) -> list[str]:
+    """The traceback of the first failure of each error type (for ``-v``)."""
+    seen: dict[str, str] = {}
+    for failure in sorted(failures, key=lambda f: f.index):
+        if failure.traceback and failure.error_type not in seen:
+            seen[failure.error_type] = f"example #{failure.index}:\n{failure.traceback}"
+    return list(seen.values())

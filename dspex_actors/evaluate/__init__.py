@@ -5,6 +5,7 @@ engine under it (also used by the optimizers): ``run(fn, items)`` over any itera
 per-item timeouts, ``max_errors`` and Ctrl-C handling that keep every finished result.
 """
 
+from dspex_actors.evaluate._async_executor import AsyncExecutor
 from dspex_actors.evaluate._evaluate import Evaluate
 from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, ProgressCallback
 from dspex_actors.evaluate._metrics import (
@@ -18,6 +19,7 @@ from dspex_actors.evaluate._result import EvaluationResult
 from dspex_actors.evaluate._worker import ExampleFailure
 
 __all__ = [
+    "AsyncExecutor",
     "Evaluate",
     "EvaluationResult",
     "ExampleFailure",

@@ -13,9 +13,10 @@ caller's event loop. Same contract and the same :class:`Outcome` values:
 - ``max_errors``: once more than that many items failed, no new item starts, the ones in
   flight get ``abort_grace`` seconds, and :class:`EvaluationAborted` carries the
   finished outcomes (input order).
+- ``stop_when(progress)``: a reason it returns stops the run like ``max_errors``.
 - Cancelling the awaiting task (or Ctrl-C under ``asyncio.run``) stops at once and
-  raises :class:`EvaluationAborted` with the finished outcomes; the ``CancelledError``
-  is its ``__cause__``.
+  raises :class:`EvaluationCancelled` (an ``asyncio.CancelledError``, so the caller's loop
+  carries on as with any cancellation) with the finished outcomes.
 - Progress is reported from the loop's thread, after each finished item.
 """
 
@@ -28,11 +29,12 @@ from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from dspex_actors._batch import batch_calls
-from dspex_actors._errors import EvaluationAborted, ExampleTimeoutError
+from dspex_actors._errors import EvaluationAborted, EvaluationCancelled, ExampleTimeoutError
 from dspex_actors.evaluate._executor import (
     Outcome,
     Progress,
     ProgressCallback,
+    StopCheck,
     check_call,
     check_run_options,
 )
@@ -59,8 +61,10 @@ class AsyncExecutor:
         progress: ProgressCallback | None = None,
         provide_traceback: bool = False,
         abort_grace: float = 1.0,
+        stop_when: StopCheck | None = None,
     ) -> None:
         check_run_options(num_threads, timeout, max_errors, progress, abort_grace)
+        self.stop_when = stop_when
         self.num_threads = num_threads
         self.timeout = timeout
         self.max_errors = max_errors
@@ -68,9 +72,7 @@ class AsyncExecutor:
         self.provide_traceback = provide_traceback
         self.abort_grace = abort_grace
 
-    async def run(
-        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T]
-    ) -> list[Outcome[T, R]]:
+    async def run(self, fn: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list[Outcome[T, R]]:
         """One :class:`Outcome` per item, in input order (see the module docstring)."""
         check_call(fn, items)
         run = _AsyncRun(self, fn, items)
@@ -95,9 +97,8 @@ class _AsyncRun(Generic[T, R]):
         self._stop = asyncio.Event()
 
     async def run(self) -> list[Outcome[T, R]]:
-        workers: asyncio.Future[list[None]] = asyncio.gather(
-            *(self._work() for _ in range(self.ex.num_threads))
-        )
+        size = self.ex.num_threads if self.total is None else min(self.ex.num_threads, self.total)
+        workers: asyncio.Future[list[None]] = asyncio.gather(*(self._work() for _ in range(size)))
         stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
         try:
             first: set[asyncio.Future[Any]] = {workers, stop}
@@ -112,7 +113,9 @@ class _AsyncRun(Generic[T, R]):
         except asyncio.CancelledError as exc:
             workers.cancel()
             await asyncio.gather(workers, return_exceptions=True)
-            raise self._aborted(f"interrupted after {len(self.outcomes)} finished items") from exc
+            finished = sorted(self.outcomes, key=attrgetter("index"))
+            msg = f"interrupted after {len(finished)} finished items"
+            raise EvaluationCancelled(msg, result=finished) from exc
         finally:
             stop.cancel()
         if self.source_error is not None:
@@ -177,6 +180,10 @@ class _AsyncRun(Generic[T, R]):
             limit = self.ex.max_errors
             if limit is not None and self.failures > limit:
                 self._begin_stop(f"more than max_errors={limit} items failed")
+        progress = Progress(len(self.outcomes), self.total, self.failures, outcome)
+        if self.ex.stop_when is not None and self.stopping is None:
+            reason = self.ex.stop_when(progress)
+            if reason is not None:
+                self._begin_stop(reason)
         if self.ex.progress is not None:
-            done = len(self.outcomes)
-            self.ex.progress(Progress(done, self.total, self.failures, outcome))
+            self.ex.progress(progress)

@@ -6,15 +6,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import numbers
 import os
+import sys
 import types
 from collections.abc import Callable, Iterable, Sized
 from typing import Any, Final
 
-from dspex_actors._errors import ConfigurationError, EvaluationAborted
+from dspex_actors._errors import (
+    ConfigurationError,
+    EvaluationAborted,
+    EvaluationCancelled,
+    EvaluationInterrupted,
+    MetricError,
+)
 from dspex_actors.evaluate._async_executor import AsyncExecutor
-from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress
+from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, StopCheck
+from dspex_actors.evaluate._failures import FailureWatch
 from dspex_actors.evaluate._progress import TqdmProgress
 from dspex_actors.evaluate._result import EvaluationResult
 from dspex_actors.evaluate._worker import ExampleFailure
@@ -44,14 +53,29 @@ def _metric_name(metric: Metric) -> str:
     return getattr(metric, "__name__", type(metric).__name__)
 
 
-def _check_score(score: Any, metric: Metric) -> Any:
+_EXACT_FLOAT_INT: Final = 2**53
+"""The largest integer a float holds exactly: a bigger score is a metric's bug."""
+
+
+def _score(metric: Metric, example: Any, prediction: Any) -> Any:
+    """``metric(example, prediction)``, or MetricError naming the metric when it raises or
+    returns anything but a finite number (NaN, inf, None, a huge int would poison the sum)."""
+    name = _metric_name(metric)
+    try:
+        score = metric(example, prediction)
+    except Exception as exc:
+        raise MetricError(f"metric {name} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(score, numbers.Real):
-        return score
+        if isinstance(score, numbers.Integral) and abs(int(score)) > _EXACT_FLOAT_INT:
+            bits = int(score).bit_length()
+            raise MetricError(f"metric {name} returned a huge int ({bits} bits); expected a score")
+        if math.isfinite(float(score)):
+            return score
     msg = (
-        f"metric {_metric_name(metric)} returned {type(score).__name__} {score!r}; "
-        "expected a bool, int or float"
+        f"metric {name} returned {type(score).__name__} {score!r:.80}; "
+        "expected a finite bool, int or float"
     )
-    raise TypeError(msg)
+    raise MetricError(msg)
 
 
 class Evaluate:
@@ -61,11 +85,18 @@ class Evaluate:
     on a worker actor; the workers share the caller's ActorSystem (context copied). A
     failure of either -- program, metric, or the per-example ``timeout`` -- is that
     example's failure: it scores ``failure_score`` with prediction ``None`` and is listed
-    in ``result.failures``. ``max_errors`` (``None``: no limit; DSPy's default is 10):
-    once more examples than that failed, the run stops and :class:`EvaluationAborted`
-    carries the partial :class:`EvaluationResult`; Ctrl-C does the same. The devset can
-    be any iterable, consumed lazily. Every argument except ``devset`` placement can be
-    overridden per call.
+    in ``result.failures``; a metric that raises or returns no finite number is a
+    :class:`MetricError` naming it. Failures are logged as they happen (a WARNING per
+    kind, rate-limited) and counted on the progress bar. ``max_errors`` (``None``: no
+    limit; DSPy's default is 10): once more examples than that failed, the run stops and
+    :class:`EvaluationAborted` carries the partial :class:`EvaluationResult`; so it does
+    when the first 20 examples all failed with the same LM error (a dead endpoint, a bad
+    key). Ctrl-C raises :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) with the
+    partial result; cancelling ``await evaluate.acall(...)`` raises
+    :class:`EvaluationCancelled` (an ``asyncio.CancelledError``) with it. The devset can
+    be any iterable, consumed lazily. ``display_table`` (True, or a number of rows) prints
+    the results as a plain-text table at the end. Every argument except ``devset``
+    placement can be overridden per call.
     """
 
     def __init__(
@@ -75,6 +106,7 @@ class Evaluate:
         metric: Metric | None = None,
         num_threads: int | None = None,
         display_progress: bool = False,
+        display_table: bool | int = False,
         max_errors: int | None = None,
         failure_score: float = 0.0,
         timeout: float | None = None,
@@ -86,6 +118,7 @@ class Evaluate:
         self.metric = metric
         self.num_threads = num_threads
         self.display_progress = display_progress
+        self.display_table = _checked_table(display_table)
         self.max_errors = max_errors
         self.failure_score = failure_score
         self.timeout = timeout
@@ -111,7 +144,9 @@ class Evaluate:
         max_errors: int | None,
         timeout: float | None,
         provide_traceback: bool,
+        *,
         progress: Callable[[Progress], None] | None = None,
+        stop_when: StopCheck | None = None,
     ) -> ParallelExecutor:
         return ParallelExecutor(
             DEFAULT_NUM_THREADS if num_threads is None else num_threads,
@@ -119,6 +154,7 @@ class Evaluate:
             max_errors=max_errors,
             progress=progress,
             provide_traceback=provide_traceback,
+            stop_when=stop_when,
         )
 
     def __call__(
@@ -129,6 +165,7 @@ class Evaluate:
         num_threads: int | None = None,
         display_progress: bool | None = None,
         *,
+        display_table: bool | int | None = None,
         max_errors: int | _Unset | None = _UNSET,
         failure_score: float | None = None,
         timeout: float | _Unset | None = _UNSET,
@@ -148,6 +185,7 @@ class Evaluate:
             devset=devset,
             num_threads=num_threads,
             display_progress=display_progress,
+            display_table=display_table,
             max_errors=max_errors,
             failure_score=failure_score,
             timeout=timeout,
@@ -157,7 +195,14 @@ class Evaluate:
         )
         with self._observed(plan, program) as run:
             if _natively_async(program) and not _loop_running():
-                return run.returns(asyncio.run(self._run_tasks(plan)))
+                cancelled: list[EvaluationCancelled] = []
+                try:
+                    return run.returns(asyncio.run(self._run_tasks(plan, cancelled)))
+                except KeyboardInterrupt as exc:  # asyncio.run's Ctrl-C cancelled the run
+                    if not cancelled or isinstance(exc, EvaluationInterrupted):
+                        raise
+                    message, result = str(cancelled[0]), cancelled[0].result
+                    raise EvaluationInterrupted(message, result=result) from exc
             return run.returns(self._run_workers(plan))
 
     async def acall(
@@ -168,6 +213,7 @@ class Evaluate:
         num_threads: int | None = None,
         display_progress: bool | None = None,
         *,
+        display_table: bool | int | None = None,
         max_errors: int | _Unset | None = _UNSET,
         failure_score: float | None = None,
         timeout: float | _Unset | None = _UNSET,
@@ -184,6 +230,7 @@ class Evaluate:
             devset=devset,
             num_threads=num_threads,
             display_progress=display_progress,
+            display_table=display_table,
             max_errors=max_errors,
             failure_score=failure_score,
             timeout=timeout,
@@ -212,6 +259,7 @@ class Evaluate:
         devset: Iterable[Any] | None,
         num_threads: int | None,
         display_progress: bool | None,
+        display_table: bool | int | None,
         max_errors: int | _Unset | None,
         failure_score: float | None,
         timeout: float | _Unset | None,
@@ -250,6 +298,7 @@ class Evaluate:
             executor_args=executor_args,
             failure_score=self.failure_score if failure_score is None else failure_score,
             show=self.display_progress if display_progress is None else display_progress,
+            table=self.display_table if display_table is None else _checked_table(display_table),
             total=len(devset) if isinstance(devset, Sized) else None,
             csv_path=self.save_as_csv if save_as_csv is None else save_as_csv,
             json_path=self.save_as_json if save_as_json is None else save_as_json,
@@ -260,27 +309,36 @@ class Evaluate:
 
         def process(example: Any) -> tuple[Any, Any]:
             prediction = program(**_inputs_of(example))
-            return prediction, _check_score(metric(example, prediction), metric)
+            return prediction, _score(metric, example, prediction)
 
         bar = plan.progress_bar()
-        executor = self._executor(*plan.executor_args, progress=bar)
+        watch = FailureWatch()
+        executor = self._executor(*plan.executor_args, progress=bar, stop_when=watch)
         try:
             outcomes = executor.run(process, plan.devset)
         except EvaluationAborted as exc:
             raise plan.aborted(exc) from exc.__cause__
+        except EvaluationInterrupted as exc:
+            raise plan.interrupted(exc) from exc.__cause__
         finally:
             if bar is not None:
                 bar.close()
+            watch.log_totals()
         return plan.finish(outcomes)
 
-    async def _run_tasks(self, plan: _Plan) -> EvaluationResult:
+    async def _run_tasks(
+        self, plan: _Plan, cancelled: list[EvaluationCancelled] | None = None
+    ) -> EvaluationResult:
+        """Run on the caller's loop; a cancelled run raises EvaluationCancelled with the
+        partial result (also put in ``cancelled``, for the Ctrl-C of a sync call)."""
         program, metric = plan.program, plan.metric
 
         async def process(example: Any) -> tuple[Any, Any]:
             prediction = await program.acall(**_inputs_of(example))
-            return prediction, _check_score(metric(example, prediction), metric)
+            return prediction, _score(metric, example, prediction)
 
         bar = plan.progress_bar()
+        watch = FailureWatch()
         num_threads, max_errors, timeout, provide_traceback = plan.executor_args
         executor = AsyncExecutor(
             DEFAULT_NUM_THREADS if num_threads is None else num_threads,
@@ -288,14 +346,21 @@ class Evaluate:
             max_errors=max_errors,
             progress=bar,
             provide_traceback=provide_traceback,
+            stop_when=watch,
         )
         try:
             outcomes = await executor.run(process, plan.devset)
         except EvaluationAborted as exc:
             raise plan.aborted(exc) from exc.__cause__
+        except EvaluationCancelled as exc:
+            error = EvaluationCancelled(str(exc), result=plan.partial(exc.result))
+            if cancelled is not None:
+                cancelled.append(error)
+            raise error from exc.__cause__
         finally:
             if bar is not None:
                 bar.close()
+            watch.log_totals()
         return plan.finish(outcomes)
 
 
@@ -309,6 +374,7 @@ class _Plan:
     executor_args: tuple[int | None, int | None, float | None, bool]
     failure_score: float
     show: bool
+    table: bool | int
     total: int | None
     csv_path: str | os.PathLike[str] | None
     json_path: str | os.PathLike[str] | None
@@ -334,13 +400,24 @@ class _Plan:
 
         return TqdmProgress(total=self.total, describe=describe)
 
+    def partial(self, outcomes: list[Outcome[Any, Any]] | None) -> EvaluationResult:
+        """The partial result of a run that stopped early."""
+        return _build_result(
+            outcomes or [], self.failure_score, self.total, self.metric_name, complete=False
+        )
+
     def aborted(self, exc: EvaluationAborted) -> EvaluationAborted:
         """The error to raise for an aborted run, carrying the partial result."""
-        partial = _build_result(
-            exc.result or [], self.failure_score, self.total, self.metric_name, complete=False
-        )
         logger.warning("evaluation aborted: %s", exc)
-        return EvaluationAborted(str(exc), result=partial)
+        return EvaluationAborted(str(exc), result=self.partial(exc.result))
+
+    def interrupted(self, exc: EvaluationInterrupted) -> EvaluationInterrupted:
+        """The interrupt to raise for a run stopped by Ctrl-C, carrying the partial result."""
+        partial = self.partial(exc.result)
+        logger.warning(
+            "evaluation interrupted: %d of %s examples finished", len(partial), self.total or "?"
+        )
+        return EvaluationInterrupted(str(exc), result=partial)
 
     def finish(self, outcomes: list[Outcome[Any, Any]]) -> EvaluationResult:
         """The result of a completed run, logged and saved where asked."""
@@ -354,11 +431,22 @@ class _Plan:
             result.score,
             len(result.failures),
         )
+        if self.table is not False and self.table != 0:
+            limit = None if self.table is True else int(self.table)
+            sys.stdout.write(result.table(limit) + "\n")
         if self.csv_path is not None:
             result.save_as_csv(self.csv_path)
         if self.json_path is not None:
             result.save_as_json(self.json_path)
         return result
+
+
+def _checked_table(value: Any) -> bool | int:
+    """``display_table``: True (every row), False, or a row count."""
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
+        return value
+    msg = f"display_table takes True, False or a number of rows >= 0, got {value!r}"
+    raise ConfigurationError(msg)
 
 
 def _inputs_of(example: Any) -> dict[str, Any]:

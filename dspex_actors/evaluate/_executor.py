@@ -23,10 +23,11 @@ none); an item is never started twice.
 - ``max_errors``: once more than ``max_errors`` items failed, no new item starts, the
   in-flight ones get ``abort_grace`` seconds to finish (the rest are abandoned), and
   :class:`EvaluationAborted` is raised; :meth:`run` attaches the finished outcomes.
+- ``stop_when(progress)``: called after each item; a reason it returns stops the run like
+  ``max_errors`` does (Evaluate uses it to give up on a dead endpoint).
 - Ctrl-C (``KeyboardInterrupt`` in the coordinator): stops at once, abandons in-flight
-  items and raises :class:`EvaluationAborted` (``__cause__`` is the KeyboardInterrupt)
-  carrying the finished outcomes -- chosen over re-raising a bare KeyboardInterrupt so the
-  partial work is never lost, as the architecture contract says.
+  items and raises :class:`EvaluationInterrupted` -- a ``KeyboardInterrupt`` subclass, so
+  ``except Exception:`` never swallows it -- carrying the finished outcomes.
 """
 
 from __future__ import annotations
@@ -45,11 +46,23 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import pykka
 
 from dspex_actors._batch import mark_batch
-from dspex_actors._errors import ConfigurationError, EvaluationAborted, ExampleTimeoutError
+from dspex_actors._errors import (
+    ConfigurationError,
+    EvaluationAborted,
+    EvaluationInterrupted,
+    ExampleTimeoutError,
+)
 from dspex_actors.evaluate._worker import ExampleFailure, _Done, _Exited, _Slot, _Task, _Worker
 from supervision import ChildSpec, Supervisor
 
-__all__ = ["ExampleFailure", "Outcome", "ParallelExecutor", "Progress", "ProgressCallback"]
+__all__ = [
+    "ExampleFailure",
+    "Outcome",
+    "ParallelExecutor",
+    "Progress",
+    "ProgressCallback",
+    "StopCheck",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +111,8 @@ class Progress(NamedTuple):
 
 
 ProgressCallback = Callable[[Progress], None]
+StopCheck = Callable[[Progress], "str | None"]
+"""Given each item's progress: a reason to stop the run, or None to go on."""
 
 
 class ParallelExecutor:
@@ -108,7 +123,8 @@ class ParallelExecutor:
     tolerated (``None``: all); one more aborts the run. ``progress``: a callable given a
     :class:`Progress` after each item, always from the coordinating thread (safe for
     tqdm). ``provide_traceback``: keep formatted tracebacks in failures. ``abort_grace``:
-    seconds in-flight items get to finish once ``max_errors`` is exceeded.
+    seconds in-flight items get to finish once ``max_errors`` is exceeded. ``stop_when``:
+    see the module docstring.
 
     Each worker runs the items inside a copy of the caller's :mod:`contextvars` context
     (the current ActorSystem, trace settings), a fresh copy per item. An executor holds
@@ -124,6 +140,7 @@ class ParallelExecutor:
         progress: ProgressCallback | None = None,
         provide_traceback: bool = False,
         abort_grace: float = 5.0,
+        stop_when: StopCheck | None = None,
     ) -> None:
         check_run_options(num_threads, timeout, max_errors, progress, abort_grace)
         self.num_threads = num_threads
@@ -132,6 +149,7 @@ class ParallelExecutor:
         self.progress = progress
         self.provide_traceback = provide_traceback
         self.abort_grace = float(abort_grace)
+        self.stop_when = stop_when
 
     def __repr__(self) -> str:
         return (
@@ -142,8 +160,9 @@ class ParallelExecutor:
     def run(self, fn: Callable[[T], R], items: Iterable[T]) -> list[Outcome[T, R]]:
         """Run ``fn`` over ``items``; return one :class:`Outcome` per item, in input order.
 
-        Raises :class:`EvaluationAborted` (``max_errors`` exceeded, Ctrl-C, or the iterable
-        itself raised) with ``result`` = the finished outcomes in input order.
+        Raises :class:`EvaluationAborted` (``max_errors`` exceeded, ``stop_when``, or the
+        iterable itself raised) or :class:`EvaluationInterrupted` (Ctrl-C), with ``result``
+        = the finished outcomes in input order.
         """
         check_call(fn, items)
         collected: list[Outcome[T, R]] = []
@@ -151,7 +170,7 @@ class ParallelExecutor:
         try:
             for _ in stream:
                 pass
-        except EvaluationAborted as exc:
+        except (EvaluationAborted, EvaluationInterrupted) as exc:
             collected.sort(key=attrgetter("index"))
             exc.result = collected
             raise
@@ -159,7 +178,7 @@ class ParallelExecutor:
             stream.close()
             collected.sort(key=attrgetter("index"))
             msg = f"interrupted after {len(collected)} finished items"
-            raise EvaluationAborted(msg, result=collected) from exc
+            raise EvaluationInterrupted(msg, result=collected) from exc
         collected.sort(key=attrgetter("index"))
         return collected
 
@@ -270,9 +289,11 @@ class _Run(Generic[T, R]):
             if self.stopping is not None:
                 msg = f"{self.stopping}; {self.done} items finished, {self.failures} failed"
                 raise EvaluationAborted(msg) from self.source_error
+        except EvaluationInterrupted:
+            raise
         except KeyboardInterrupt as exc:
             msg = f"interrupted after {self.done} finished items"
-            raise EvaluationAborted(msg) from exc
+            raise EvaluationInterrupted(msg) from exc
         finally:
             try:
                 self._shutdown()
@@ -367,8 +388,13 @@ class _Run(Generic[T, R]):
             max_errors = self.ex.max_errors
             if max_errors is not None and self.failures > max_errors and self.stopping is None:
                 self._begin_stop(f"more than max_errors={max_errors} items failed")
+        progress = Progress(self.done, self.total, self.failures, outcome)
+        if self.ex.stop_when is not None and self.stopping is None:
+            reason = self.ex.stop_when(progress)
+            if reason is not None:
+                self._begin_stop(reason)
         if self.ex.progress is not None:
-            self.ex.progress(Progress(self.done, self.total, self.failures, outcome))
+            self.ex.progress(progress)
         return outcome
 
     def _expire(self, now: float) -> Iterator[Outcome[T, R]]:

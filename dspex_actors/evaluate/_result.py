@@ -9,7 +9,10 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from dspex_actors.evaluate._failures import kinds_of
+from dspex_actors.evaluate._table import format_table
 from dspex_actors.evaluate._worker import ExampleFailure
+from dspex_actors.signatures import is_model_type, to_jsonable
 
 __all__ = ["EvaluationResult"]
 
@@ -40,6 +43,8 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    if is_model_type(type(value)):  # a pydantic model or dataclass output: its JSON form
+        return to_jsonable(value)
     fields = _as_dict(value)
     if fields is not None:
         return {str(k): _jsonable(v) for k, v in fields.items()}
@@ -90,6 +95,15 @@ class EvaluationResult:
     def __len__(self) -> int:
         return len(self.results)
 
+    def __float__(self) -> float:
+        """The score, so ``float(result)`` works as it does on DSPy's result."""
+        return float(self.score)
+
+    def table(self, max_rows: int | None = None) -> str:
+        """The results as a plain-text table (what ``display_table`` prints): the first
+        ``max_rows`` rows, all when None."""
+        return format_table(self.rows(), self.metric_name, max_rows)
+
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
         return iter(self.results)
 
@@ -101,7 +115,8 @@ class EvaluationResult:
         )
 
     def summary(self, max_failures: int = _SUMMARY_FAILURES) -> str:
-        """A plain-text summary: score, counts, the first failures and their indices."""
+        """A plain-text summary: score, counts, failures by kind, the first failures and
+        their indices."""
         total = sum(float(s) for s in self.scores)
         of = "" if self.complete else f" (partial: {len(self.results)}"
         if not self.complete:
@@ -111,11 +126,18 @@ class EvaluationResult:
             f"examples: {len(self.results)}, failed: {len(self.failures)}",
         ]
         if self.failures:
+            lines.append("failures by kind:")
+            said: set[str] = set()
+            for kind, count, first in kinds_of(self.failures):
+                message = first.message.splitlines()[0] if first.message else ""
+                said.add(message)
+                lines.append(f"  {kind}: {count} (first #{first.index}: {message})")
             lines.append("failures:")
             ordered = sorted(self.failures, key=lambda f: f.index)
             for failure in ordered[:max_failures]:
                 message = failure.message.splitlines()[0] if failure.message else ""
-                lines.append(f"  #{failure.index} {failure.error_type}: {message}")
+                shown = "(as above)" if message in said else message
+                lines.append(f"  #{failure.index} {failure.error_type}: {shown}")
             if len(ordered) > max_failures:
                 lines.append(f"  ... {len(ordered) - max_failures} more")
             lines.append(f"failed indices: {self.failed_indices}")

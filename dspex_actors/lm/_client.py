@@ -48,6 +48,7 @@ from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
 from dspex_actors.lm._limits import RateLimiter
 from dspex_actors.lm._lm import LM
+from dspex_actors.lm._record import call_cost
 from dspex_actors.lm._retry import backoff_delay, is_retryable
 from dspex_actors.lm._wait import Watch, wait_reply
 from dspex_actors.telemetry._client_metrics import ClientGauges
@@ -428,6 +429,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             "tpm": self.lm.tpm,
             "proxy": self._http.proxy_url,
             "breaker": self.breaker.snapshot(),
+            "cost": call_cost(self.lm, self.counters),
         }
 
     def _shutdown(self, how: str) -> None:

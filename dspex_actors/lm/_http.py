@@ -19,6 +19,7 @@ tells the actor a message). What an attempt guarantees:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -43,7 +44,8 @@ from dspex_actors._types import ChunkSink, LMResponse, StreamChunk
 from dspex_actors._version import __version__
 from dspex_actors.lm._connector import StrictReuseConnector
 from dspex_actors.lm._lm import LM
-from dspex_actors.lm._proxy import ProxyRoute, redact_url, resolve_proxy
+from dspex_actors.lm._proxy import ProxyRoute, resolve_proxy
+from dspex_actors.lm._redact import redact_text, redact_url, strip_userinfo
 from dspex_actors.lm._retry import parse_retry_after
 
 __all__ = ["Attempt", "AttemptOutcome", "HTTPEndpoint", "ssl_context_for"]
@@ -124,7 +126,9 @@ class HTTPEndpoint:
         self._limit = limit
         self._https = self.url.startswith("https://")
         self._ssl = ssl_context_for(lm.verify) if self._https else True
-        self._url = yarl.URL(self.url)
+        request_url, userinfo = strip_userinfo(lm.request_url())
+        self._url = yarl.URL(request_url)
+        self._stream_url = yarl.URL(strip_userinfo(lm.request_url(stream=True))[0])
         self._proxy: ProxyRoute | None = resolve_proxy(self.url, lm.proxy)
         self._proxy_url = None if self._proxy is None else yarl.URL(self._proxy.url)
 
@@ -133,6 +137,11 @@ class HTTPEndpoint:
             "Accept-Encoding": "gzip, deflate",
             **lm.provider_impl.headers(lm.api_key),
         }
+        self._secrets = [*lm.secrets]
+        if userinfo is not None and "Authorization" not in self._headers:  # user:password@
+            basic = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
+            self._headers["Authorization"] = f"Basic {basic}"
+            self._secrets.append(basic)
         # Proxy credentials: on the CONNECT for https; on the request itself for plain
         # http, which the proxy receives whole (aiohttp sends proxy_headers on CONNECT only).
         self._proxy_headers: dict[str, str] | None = None
@@ -231,7 +240,7 @@ class HTTPEndpoint:
         try:
             async with asyncio.timeout(attempt.timeout):
                 response = await session.post(
-                    self._url,
+                    self._url if attempt.sink is None else self._stream_url,
                     data=attempt.body,
                     headers=self._headers,
                     allow_redirects=False,
@@ -276,10 +285,9 @@ class HTTPEndpoint:
         lm, status = self.lm, response.status
         if status >= 300:
             excerpt_bytes = await self._read_capped(response, BODY_EXCERPT_BYTES, truncate=True)
-            excerpt = self._redact(
-                excerpt_bytes.decode("utf-8", "replace")[:BODY_EXCERPT_CHARS]
-            )
-            detail = excerpt
+            text = excerpt_bytes.decode("utf-8", "replace")
+            excerpt = self._redact(text[:BODY_EXCERPT_CHARS])
+            detail = self._provider_message(text) or excerpt
             if 300 <= status < 400:
                 target = response.headers.get("Location", "")
                 detail = f"redirect to {self._redact(target)!r}, not followed"
@@ -308,8 +316,16 @@ class HTTPEndpoint:
             )
         try:
             return lm.provider_impl.parse(payload, model=lm.model, endpoint=self.url)
-        except MalformedResponseError as exc:
+        except LMError as exc:  # malformed, or the content was blocked
             return exc
+
+    def _provider_message(self, text: str) -> str | None:
+        """The provider's own words in an error body (redacted, shortened), if it has any."""
+        try:
+            message = self.lm.provider_impl.error_message(json.loads(text))
+        except ValueError:
+            return None
+        return None if message is None else self._redact(message[:BODY_EXCERPT_CHARS])
 
     async def _read_stream(
         self, response: aiohttp.ClientResponse, attempt: Attempt
@@ -339,8 +355,11 @@ class HTTPEndpoint:
                 for choice, text in decoder.feed(event):
                     self._streamed.add(attempt.call_id)
                     sink.put(StreamChunk(choice, text, number))
-        except MalformedResponseError as exc:
+            final = decoder.at_end()
+        except LMError as exc:  # malformed, blocked, or an error event
             return exc
+        if final is not None:
+            return final
         return self._connection_error("the stream ended before its final event")
 
     def _too_large(self) -> MalformedResponseError:
@@ -385,10 +404,6 @@ class HTTPEndpoint:
         )
 
     def _redact(self, text: str) -> str:
-        key = self.lm.api_key
-        if key:
-            text = text.replace(key, "***")
         proxy = self._proxy
-        if proxy is not None and proxy.authorization is not None:
-            text = text.replace(proxy.authorization, "***")
-        return text
+        proxy_auth = proxy.authorization if proxy is not None else None
+        return redact_text(text, [*self._secrets, proxy_auth])

@@ -21,7 +21,9 @@ from dspex_actors._errors import ConfigurationError
 from dspex_actors._runtime import current_runtime
 from dspex_actors._types import LMRequest, Message
 from dspex_actors._validate import check_number
-from dspex_actors.lm._proxy import check_proxy_url, redact_url
+from dspex_actors.lm._history import DEFAULT_HISTORY_SIZE, History
+from dspex_actors.lm._proxy import check_proxy_url
+from dspex_actors.lm._redact import redact_url, url_secrets
 from dspex_actors.lm.providers import Provider, get_provider
 
 __all__ = ["LM"]
@@ -47,6 +49,9 @@ _LM_FIELDS = (
     "verify",
     "max_response_bytes",
     "deadline",
+    "api_version",
+    "input_cost_per_million",
+    "output_cost_per_million",
     "on_circuit_open",
 )
 
@@ -54,6 +59,10 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
 
 CIRCUIT_POLICIES = ("fail", "wait", None)
 """``LM(on_circuit_open=...)``: None waits in batches (Evaluate, optimizers), fails otherwise."""
+
+
+def _price(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _fits_a_header(value: str) -> bool:
@@ -78,17 +87,30 @@ class LM:
     wait inside Evaluate and optimizers, fail for interactive calls. Calling the LM
     (``lm("hi")`` or ``lm(messages=[...])``) goes through the current ActorSystem and
     returns one text per choice, as in DSPy.
+
+    Providers: ``openai/`` (any OpenAI-compatible server), ``anthropic/`` (Messages API),
+    ``gemini/`` (generateContent) and ``azure/<deployment>`` (``api_version`` in its URL;
+    ``api_base`` or ``AZURE_OPENAI_ENDPOINT``). The key comes from ``api_key`` or the
+    provider's variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` or
+    ``GOOGLE_API_KEY``, ``AZURE_OPENAI_API_KEY``); without one, ``LM(...)`` raises, except
+    for ``openai/`` at a loopback ``api_base``. ``history_size`` bounds :attr:`history`
+    (0: none kept); ``input_cost_per_million``/``output_cost_per_million`` (USD) add a
+    cost to usage and to the Client's stats.
     """
 
     __slots__ = (
+        "_api_base_secret",
         "_api_key",
         "_config_id",
         "_extra",
+        "_history",
         "_provider_impl",
         "_proxy",
         "api_base",
+        "api_version",
         "cache",
         "deadline",
+        "input_cost_per_million",
         "max_concurrency",
         "max_response_bytes",
         "max_tokens",
@@ -96,6 +118,7 @@ class LM:
         "model_name",
         "num_retries",
         "on_circuit_open",
+        "output_cost_per_million",
         "provider",
         "rpm",
         "temperature",
@@ -120,8 +143,13 @@ class LM:
     max_response_bytes: int
     deadline: float | None
     on_circuit_open: str | None
+    api_version: str | None
+    input_cost_per_million: float | None
+    output_cost_per_million: float | None
+    _history: History
     _proxy: str | bool | None
     _api_key: str | None
+    _api_base_secret: str | None
     _extra: dict[str, Any]
     _provider_impl: Provider
     _config_id: str
@@ -145,6 +173,10 @@ class LM:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = None,
         on_circuit_open: str | None = None,
+        api_version: str | None = None,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        input_cost_per_million: float | None = None,
+        output_cost_per_million: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -195,6 +227,17 @@ class LM:
                 "half-open trial) or None (wait in batches, fail otherwise), "
                 f"got {on_circuit_open!r}"
             )
+        check("history_size", history_size, minimum=0, strict=False, integer=True)
+        for price_name, price in (
+            ("input_cost_per_million", input_cost_per_million),
+            ("output_cost_per_million", output_cost_per_million),
+        ):
+            if price is not None:
+                check(price_name, price, minimum=0.0, strict=False, integer=False)
+        if api_version is not None and (not isinstance(api_version, str) or not api_version):
+            raise ConfigurationError(
+                f"LM api_version must be a non-empty string, got {api_version!r}"
+            )
         for reserved in ("model", "messages"):
             if reserved in kwargs:
                 raise ConfigurationError(f"LM parameter {reserved!r} is set by the LM itself")
@@ -203,18 +246,41 @@ class LM:
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"LM request parameters must be JSON values: {exc}") from None
 
-        if api_key is None and provider.api_key_env:
-            api_key = os.environ.get(provider.api_key_env) or None
+        if api_base is None and provider.api_base_env:
+            api_base = os.environ.get(provider.api_base_env) or None
+        api_base = api_base or provider.default_api_base
+        if not api_base:
+            raise ConfigurationError(
+                f"LM {model!r} needs api_base=... (the resource endpoint) or the "
+                f"{provider.api_base_env} environment variable"
+            )
+        if api_version is None and provider.api_version_env:
+            api_version = os.environ.get(provider.api_version_env) or None
+        api_version = api_version or provider.default_api_version
+        if api_key is None:
+            api_key = next(
+                (os.environ[env] for env in provider.api_key_envs if os.environ.get(env)), None
+            )
+        if api_key is None and provider.needs_key(api_base) and redact_url(api_base) == api_base:
+            names = " or ".join(provider.api_key_envs)
+            raise ConfigurationError(
+                f"no API key for {model} at {api_base}: pass api_key=..., set {names}, "
+                "or pass api_key='' for a server that needs none"
+            )
         if api_key is not None and not _fits_a_header(api_key):
             raise ConfigurationError(
                 "LM api_key cannot be sent in an HTTP header: it must be printable ASCII "
                 "with no line breaks (check for a stray newline or a pasted character)"
             )
+        base = api_base.rstrip("/")
+        shown_base = redact_url(base)
+        provider.check_n(model, kwargs.get("n"))
         values: dict[str, Any] = {
             "model": model,
             "provider": provider_name,
             "model_name": model_name,
-            "api_base": (api_base or provider.default_api_base).rstrip("/"),
+            "api_base": shown_base,
+            "_api_base_secret": None if shown_base == base else base,
             "temperature": float(temperature),
             "max_tokens": max_tokens,
             "timeout": float(timeout),
@@ -227,6 +293,10 @@ class LM:
             "max_response_bytes": max_response_bytes,
             "deadline": None if deadline is None else float(deadline),
             "on_circuit_open": on_circuit_open,
+            "api_version": api_version,
+            "input_cost_per_million": _price(input_cost_per_million),
+            "output_cost_per_million": _price(output_cost_per_million),
+            "_history": History(history_size),
             "_proxy": proxy,
             "_api_key": api_key,
             "_extra": dict(kwargs),
@@ -243,6 +313,9 @@ class LM:
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if self._api_key:
             digest.update(hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").digest())
+        if self._api_base_secret:  # credentials in the URL: in through the salted MAC only
+            secret = self._api_base_secret.encode()
+            digest.update(b"base" + hmac.new(_KEY_SALT, secret, "sha256").digest())
         # The proxy may carry credentials: it goes in through the salted MAC too.
         proxy = json.dumps(self._proxy).encode()
         digest.update(b"proxy" + hmac.new(_KEY_SALT, proxy, "sha256").digest())
@@ -266,8 +339,33 @@ class LM:
 
     @property
     def endpoint(self) -> str:
-        """The URL calls are POSTed to (no credentials)."""
-        return self._provider_impl.url(self.api_base)
+        """The URL calls are POSTed to, as shown (credentials in it replaced by ``***``)."""
+        return self._url(self.api_base)
+
+    @property
+    def stream_endpoint(self) -> str:
+        """The URL streamed calls are POSTed to (the same as :attr:`endpoint` for most)."""
+        return self._url(self.api_base, stream=True)
+
+    def request_url(self, *, stream: bool = False) -> str:
+        """The URL calls are really POSTed to, credentials included: for the Client only."""
+        return self._url(self._api_base_secret or self.api_base, stream=stream)
+
+    def _url(self, base: str, *, stream: bool = False) -> str:
+        """The provider's URL for ``base``, keeping a query of ``base`` at the end."""
+        base, mark, query = base.partition("?")
+        url = self._provider_impl.url(
+            base.rstrip("/"), self.model_name, stream=stream, api_version=self.api_version
+        )
+        if not mark:
+            return url
+        return url + ("&" if "?" in url else "?") + query
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every credential of this LM (key, URL credentials), to scrub from any text."""
+        found = url_secrets(self._api_base_secret) if self._api_base_secret else []
+        return [self._api_key, *found] if self._api_key else found
 
     @property
     def credential_id(self) -> str:
@@ -276,6 +374,23 @@ class LM:
         if not self._api_key:
             return "none"
         return hmac.new(_KEY_SALT, self._api_key.encode(), "sha256").hexdigest()[:16]
+
+    @property
+    def history(self) -> History:
+        """The last calls of this LM, oldest first (bounded: ``history_size`` entries)."""
+        return self._history
+
+    @property
+    def history_size(self) -> int:
+        """How many calls :attr:`history` keeps (0: none)."""
+        return self._history.maxlen
+
+    @property
+    def prices(self) -> tuple[float, float] | None:
+        """(input, output) USD per million tokens when either was given, else None."""
+        if self.input_cost_per_million is None and self.output_cost_per_million is None:
+            return None
+        return (self.input_cost_per_million or 0.0, self.output_cost_per_million or 0.0)
 
     @property
     def provider_impl(self) -> Provider:
@@ -294,10 +409,15 @@ class LM:
 
     def copy(self, **changes: Any) -> LM:
         """A new LM with some settings or request parameters changed."""
-        current: dict[str, Any] = {
+        secrets = {"api_base": self._api_base_secret or self.api_base, "api_key": self._api_key}
+        return LM(**{**self.settings(), **secrets, **changes})
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this LM, without the API key (a saved
+        program holds these; its LM takes the key from the environment when loaded)."""
+        return {
             "model": self.model,
             "api_base": self.api_base,
-            "api_key": self._api_key,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "timeout": self.timeout,
@@ -311,10 +431,12 @@ class LM:
             "max_response_bytes": self.max_response_bytes,
             "deadline": self.deadline,
             "on_circuit_open": self.on_circuit_open,
+            "api_version": self.api_version,
+            "history_size": self.history_size,
+            "input_cost_per_million": self.input_cost_per_million,
+            "output_cost_per_million": self.output_cost_per_million,
             **self._extra,
         }
-        current.update(changes)
-        return LM(**current)
 
     def make_request(
         self,
@@ -335,9 +457,11 @@ class LM:
                     raise ConfigurationError(f"message {index} needs 'role' and 'content' keys")
         cache = overrides.pop("cache", self.cache)
         rollout_id = overrides.pop("rollout_id", None)
+        params = {**self.kwargs, **overrides}
+        self._provider_impl.check_n(self.model, params.get("n"))
         return LMRequest(
             messages=chat,
-            params={**self.kwargs, **overrides},
+            params=params,
             cache=bool(cache) and self.cache,
             rollout_id=rollout_id,
         )
@@ -391,10 +515,16 @@ class LM:
             parts.append(f"verify={self.verify!r}")
         if self.max_response_bytes != DEFAULT_MAX_RESPONSE_BYTES:
             parts.append(f"max_response_bytes={self.max_response_bytes!r}")
-        if self.deadline is not None:
-            parts.append(f"deadline={self.deadline!r}")
-        if self.on_circuit_open is not None:
-            parts.append(f"on_circuit_open={self.on_circuit_open!r}")
+        optional = (
+            "deadline",
+            "on_circuit_open",
+            "api_version",
+            "input_cost_per_million",
+            "output_cost_per_million",
+        )
+        for name in optional:
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)!r}")
         parts.extend(f"{key}={value!r}" for key, value in sorted(self._extra.items()))
         return f"LM({', '.join(parts)})"
 

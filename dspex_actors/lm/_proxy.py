@@ -17,12 +17,11 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dspex_actors._errors import ConfigurationError
+from dspex_actors.lm._redact import redact_url
 
 __all__ = ["ProxyRoute", "check_proxy_url", "redact_url", "resolve_proxy"]
 
-_bypass: Callable[[str, Mapping[str, str]], bool] = (
-    urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
-)
+_bypass: Callable[[str, Mapping[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
 """The stdlib's NO_PROXY matching (what requests and the openai SDK use too)."""
 
 
@@ -35,18 +34,6 @@ class ProxyRoute(NamedTuple):
     def __repr__(self) -> str:
         hidden = None if self.authorization is None else "***"
         return f"ProxyRoute(url={self.url!r}, authorization={hidden})"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any user and password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def check_proxy_url(url: str, *, source: str) -> None:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from dspex_actors._errors import PredictInputError
-from dspex_actors.predict._predict import Predict
+from dspex_actors.predict._predict import Predict, check_options
 from dspex_actors.primitives import Module, Prediction
 from dspex_actors.signatures import OutputField, ensure_signature
 
@@ -23,6 +23,7 @@ class ChainOfThought(Module):
 
     A Module wrapping one :class:`Predict` named ``predict`` (as in DSPy, so saved
     files carry over) whose signature has ``reasoning`` prepended to the outputs.
+    ``lm=``, ``adapter=`` and LM parameters (``**config``) go to that predictor.
     """
 
     predict: Predict
@@ -36,6 +37,8 @@ class ChainOfThought(Module):
         **config: Any,
     ) -> None:
         super().__init__(callbacks=callbacks)
+        options = {k: v for k, v in config.items() if k not in ("lm", "adapter")}
+        check_options(type(self).__name__, config.get("lm"), config.get("adapter"), options)
         base = ensure_signature(signature)
         field = rationale_field
         if field is None:

@@ -15,9 +15,19 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, Self
 
-from dspex_actors._errors import PredictInputError, ProgramLoadError, SignatureError
+from dspex_actors._errors import (
+    ConfigurationError,
+    PredictInputError,
+    ProgramLoadError,
+    SignatureError,
+)
 from dspex_actors._types import LMRequest, LMResponse, Message
-from dspex_actors.predict._sigstring import signature_to_string
+from dspex_actors.adapters import ChatAdapter
+from dspex_actors.lm import LM
+from dspex_actors.predict._sigstring import (
+    signature_from_default_instructions,
+    signature_to_string,
+)
 from dspex_actors.predict._trace import current_trace
 from dspex_actors.primitives import Example, Module, Parameter, Prediction
 from dspex_actors.primitives._module import METADATA_KEY
@@ -25,12 +35,18 @@ from dspex_actors.signatures import ensure_signature
 from dspex_actors.streaming._session import current_session
 from dspex_actors.system import ActorSystem, current_adapter, current_system
 
-__all__ = ["Predict"]
+__all__ = ["Predict", "check_options"]
 
 logger = logging.getLogger(__name__)
 
-_SHARED_ON_COPY = frozenset({"lm", "signature", "callbacks"})
-"""Attributes a deep copy shares: immutable values (signature, LM) and hooks."""
+_SHARED_ON_COPY = frozenset({"lm", "init_lm", "adapter", "signature", "callbacks"})
+"""Attributes a deep copy shares: immutable values (signature, LM), the adapter and hooks."""
+
+_CALL_ONLY = {
+    "demos": "set predictor.demos = [...] after construction, or pass demos=[...] to a call",
+    "config": "pass LM parameters as keywords: Predict(sig, temperature=0.7, n=3)",
+}
+"""Keywords a call takes for itself: at construction they would reach the LM as parameters."""
 
 _N_TEMPERATURE = 0.7
 """DSPy raises a near-zero temperature to this when ``n > 1`` so choices differ."""
@@ -66,25 +82,42 @@ class Predict(Module, Parameter):
     ``Predict("question -> answer")(question="...")``. ``**config`` are default LM
     request parameters (temperature, max_tokens, n, rollout_id, cache); a call can
     override them with ``config={...}``, its demos with ``demos=[...]`` and its LM with
-    ``lm=``. ``predict.lm`` overrides the system's LM for this predictor.
+    ``lm=``. ``lm=`` (or ``predict.lm``) overrides the system's LM for this predictor's
+    calls, ``adapter=`` (or ``predict.adapter``) the adapter (a :class:`ChatAdapter`,
+    ``JSONAdapter`` or ``XMLAdapter``); both are checked here, not at the first call.
     """
 
     signature: Any
     config: dict[str, Any]
     lm: Any
+    init_lm: Any
+    adapter: ChatAdapter | None
     demos: list[Any]
     traces: list[Any]
     train: list[Any]
 
-    def __init__(self, signature: Any, callbacks: list[Any] | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        signature: Any,
+        callbacks: list[Any] | None = None,
+        *,
+        lm: Any = None,
+        adapter: Any = None,
+        **config: Any,
+    ) -> None:
         super().__init__(callbacks=callbacks)
         self.signature = ensure_signature(signature)
+        check_options(type(self).__name__, lm, adapter, config)
         self.config = dict(config)
+        self.init_lm = lm
+        self.adapter = adapter
         self.reset()
 
     def reset(self) -> None:
-        """Forget demos and the LM override (DSPy's reset)."""
-        self.lm = None
+        """Forget demos and an LM set after construction (DSPy's reset). An ``lm=`` given
+        to the constructor stays: optimizers reset their student, and a compiled program
+        must not silently move to another LM."""
+        self.lm = self.init_lm
         self.traces = []
         self.train = []
         self.demos = []
@@ -114,7 +147,7 @@ class Predict(Module, Parameter):
         def request_fn(messages: Sequence[Message], params: Mapping[str, Any]) -> LMResponse:
             return system.request(call.request(messages, params), lm=call.lm)
 
-        adapter = current_adapter()
+        adapter = self._adapter()
         outputs = adapter(request_fn, call.signature, call.demos, call.inputs, call.params)
         return self._finish(call, *outputs)
 
@@ -124,7 +157,7 @@ class Predict(Module, Parameter):
         predictor, the LM call is streamed."""
         call = self._prepare(kwargs)
         system = call.system
-        adapter = current_adapter()
+        adapter = self._adapter()
         session = current_session()
         stream = session.stream_for(self, adapter) if session is not None else None
 
@@ -147,6 +180,11 @@ class Predict(Module, Parameter):
         result: Prediction = await super().acall(**kwargs)
         return result
 
+    def _adapter(self) -> ChatAdapter:
+        """This predictor's adapter if it has one, else the settings' (``dx.context``,
+        ``dx.configure``, else ChatAdapter)."""
+        return self.adapter if self.adapter is not None else current_adapter()
+
     def _prepare(self, kwargs: dict[str, Any]) -> _PreparedCall:
         """Check the call's arguments and settle its signature, demos, LM and parameters."""
         signature = self.signature
@@ -166,6 +204,7 @@ class Predict(Module, Parameter):
         lm = kwargs.pop("lm", None)
         if lm is None:
             lm = self.lm
+        _check_lm(self._describe(signature), lm)
         record = kwargs.pop("_trace", True)
 
         missing = [name for name in signature.input_fields if name not in kwargs]
@@ -190,6 +229,8 @@ class Predict(Module, Parameter):
         rollout_id = config.pop("rollout_id", None)
         temperature = config.get("temperature", lm_kwargs.get("temperature"))
         n = n_given or lm_kwargs.get("n") or 1
+        if effective_lm is not None:
+            effective_lm.provider_impl.check_n(effective_lm.model, n)
         if n > 1 and (temperature is None or temperature <= 0.15):
             config["temperature"] = _N_TEMPERATURE
         return _PreparedCall(
@@ -209,8 +250,8 @@ class Predict(Module, Parameter):
     ) -> Prediction:
         """The Prediction of a call, recorded in the current trace if one is open."""
         pred = Prediction.from_completions(
-            completions, call.signature, usage=response.usage, raw_texts=response.texts
-        )
+            completions, call.signature, raw_texts=response.texts
+        )  # its usage: set by Module.__call__ from every request the call made
         if call.record:
             trace = current_trace()
             if trace is not None:
@@ -328,23 +369,40 @@ class Predict(Module, Parameter):
         return self
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], name: str = "self") -> Predict:
-        """Rebuild a predictor from its saved state alone (needs the saved signature string)."""
+    def from_state(
+        cls, state: Mapping[str, Any], name: str = "self", signature: Any = None
+    ) -> Predict:
+        """Rebuild a predictor from its saved state alone.
+
+        The signature comes from ``signature`` when given, else from the saved signature
+        string (written by this library), else -- for a file saved by DSPy, which records
+        neither names nor types -- from DSPy's default instructions (``Given the fields
+        `a`, produce the fields `b`.``), every field typed ``str``.
+        """
         sig_state = state.get("signature") if isinstance(state, Mapping) else None
-        string = sig_state.get("string") if isinstance(sig_state, Mapping) else None
+        if not isinstance(sig_state, Mapping):
+            raise ProgramLoadError(f"saved predictor '{name}' has no 'signature' object")
+        instructions = sig_state.get("instructions")
+        if signature is not None:
+            return cls(ensure_signature(signature)).load_state(state, name=name)
+        string = sig_state.get("string")
         if not isinstance(string, str) or not string:
+            string = signature_from_default_instructions(sig_state)
+        if string is None:
             raise ProgramLoadError(
-                f"saved predictor '{name}' has no signature string (saved by DSPy or an older "
-                "version?): build the program in code and call program.load(path)"
+                f"saved predictor '{name}' has no signature string (a file saved by DSPy, "
+                "which records neither field names nor types, with instructions of its own): "
+                "give the signature -- dspex-actors evaluate --signature 'question -> answer' "
+                "or load_program(path, signature=...) -- or build the program in code and "
+                "call program.load(path)"
             )
-        instructions = sig_state.get("instructions") if isinstance(sig_state, Mapping) else None
         try:
-            signature = ensure_signature(string, instructions=instructions)
+            rebuilt = ensure_signature(string, instructions=instructions)
         except SignatureError as exc:
             raise ProgramLoadError(
                 f"saved predictor '{name}': cannot rebuild its signature {string!r}: {exc}"
             ) from exc
-        return cls(signature).load_state(state, name=name)
+        return cls(rebuilt).load_state(state, name=name)
 
     # -- display ---------------------------------------------------------------------
 
@@ -353,6 +411,46 @@ class Predict(Module, Parameter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({signature_to_string(self.signature)})"
+
+
+def check_options(owner: str, lm: Any, adapter: Any, config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` saying what to do unless a predictor constructor's
+    ``lm=``, ``adapter=`` and LM parameters are usable."""
+    for key, advice in _CALL_ONLY.items():
+        if key in config:
+            raise ConfigurationError(
+                f"{owner}(..., {key}=...) is not a construction option "
+                f"(it would be sent to the LM as a parameter): {advice}"
+            )
+    _check_lm(owner, lm)
+    _check_adapter(owner, adapter)
+
+
+def _check_lm(owner: str, lm: Any) -> None:
+    if lm is None or isinstance(lm, LM):
+        return
+    if isinstance(lm, str):
+        raise ConfigurationError(
+            f"{owner}(..., lm={lm!r}): lm= takes an LM, not a model name; "
+            f"write lm=dx.LM({lm!r}, api_base=..., api_key=...)"
+        )
+    raise ConfigurationError(
+        f"{owner}(..., lm=...): lm= takes a dx.LM(...), got {type(lm).__name__}"
+    )
+
+
+def _check_adapter(owner: str, adapter: Any) -> None:
+    if adapter is None or isinstance(adapter, ChatAdapter):
+        return
+    if isinstance(adapter, type) and issubclass(adapter, ChatAdapter):
+        raise ConfigurationError(
+            f"{owner}(..., adapter={adapter.__name__}): pass an instance, "
+            f"adapter={adapter.__name__}()"
+        )
+    raise ConfigurationError(
+        f"{owner}(..., adapter=...): adapter= takes dx.ChatAdapter(), dx.JSONAdapter() or "
+        f"dx.XMLAdapter(), got {type(adapter).__name__}"
+    )
 
 
 def _own_state(state: Any) -> Any:

@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Self
 
 from dspex_actors._errors import ConfigurationError, ProgramLoadError
+from dspex_actors._usage import UsageTracker, tracking
 from dspex_actors._version import __version__
+from dspex_actors.primitives._program_pickle import (
+    dependency_versions,
+    load_program,
+)
+from dspex_actors.primitives._program_pickle import save_program as save_program_file
 from dspex_actors.telemetry._callbacks import start_hook
 from dspex_actors.telemetry._otel import tracer
 from dspex_actors.telemetry._spans import internal_span
 
-__all__ = ["Module", "Parameter", "install_batch"]
+__all__ = ["Module", "Parameter", "install_batch", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,13 @@ class _Batch:
 def install_batch(run: Callable[..., Any]) -> None:
     """Set the function behind :meth:`Module.batch` (called by ``dspex_actors.modules``)."""
     _Batch.run = run
+
+def _with_usage(outputs: Any, tracker: UsageTracker) -> Any:
+    """``outputs``, its usage set from ``tracker`` when it is a Prediction."""
+    set_usage = getattr(outputs, "set_lm_usage", None)
+    if callable(set_usage):
+        set_usage(tracker.get_total_tokens())
+    return outputs
 
 
 class Parameter:
@@ -106,8 +120,14 @@ class Module:
         return type(self).aforward is not Module.aforward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run ``forward`` between the callbacks' ``on_module_start``/``end`` hooks, in an
-        INTERNAL span when OpenTelemetry is installed."""
+        """``forward`` between the callbacks' ``on_module_start``/``end`` hooks (in an INTERNAL
+        span when OpenTelemetry is installed); a Prediction returned carries the usage of
+        every LM call made meanwhile (``get_lm_usage()``, DSPy's per-model shape)."""
+        with tracking() as tracker:
+            outputs = self._forward_observed(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    def _forward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         if hook is None and tracer() is None:
             return self.forward(*args, **kwargs)
@@ -127,6 +147,11 @@ class Module:
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """``await module.acall(**inputs)``: ``aforward`` (or ``forward`` on a worker thread
         when the module defines no ``aforward``), between the same callback hooks."""
+        with tracking() as tracker:
+            outputs = await self._aforward_observed(args, kwargs)
+        return _with_usage(outputs, tracker)
+
+    async def _aforward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None
@@ -331,8 +356,21 @@ class Module:
             param.load_state(saved[name])
         return self
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the program's state as JSON (DSPy's layout; never credentials)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        save_program: bool = False,
+        modules_to_serialize: list[ModuleType] | None = None,
+    ) -> None:
+        """Write the program's state as JSON (DSPy's layout; never credentials).
+
+        ``save_program=True``: write the whole program (its classes and code too) to the
+        directory ``path`` with cloudpickle, as DSPy does; read it back with
+        ``dx.load(path, allow_pickle=True)``. Needs the ``[pickle]`` extra.
+        """
+        if save_program:
+            save_program_file(self, path, _metadata(), modules_to_serialize)
+            return
         target = Path(path)
         state = self.dump_state()
         state[METADATA_KEY] = _metadata()
@@ -350,6 +388,19 @@ class Module:
     def __repr__(self) -> str:
         lines = [f"{name} = {param!r}" for name, param in self.named_parameters()]
         return f"{type(self).__name__}(" + "".join(f"\n  {line}" for line in lines) + ")"
+
+
+def load(path: str | os.PathLike[str], allow_pickle: bool = False) -> Module:
+    """A whole program saved with ``save(dir, save_program=True)`` (DSPy's ``dspy.load``).
+
+    Refused unless ``allow_pickle=True``: unpickling runs code from the file.
+    """
+    program = load_program(path, allow_pickle=allow_pickle)
+    if not isinstance(program, Module):
+        raise ProgramLoadError(
+            f"{path} holds a {type(program).__name__}, not a program (a dx.Module)"
+        )
+    return program
 
 
 def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -373,21 +424,23 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _metadata() -> dict[str, Any]:
     """DSPy's metadata entry plus our own; DSPy reads only ``dependency_versions``."""
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return {
-        "dependency_versions": {"python": python},
+        "dependency_versions": dependency_versions(),
         "dspex_actors": {"version": __version__, "format": FORMAT_VERSION},
     }
 
 
 def _json_default(value: Any) -> Any:
-    """JSON fallback for demo values: Enums, sets, tuples and models become plain data."""
+    """JSON fallback for demo values: Enums, sets, tuples, models and dataclasses become
+    plain data."""
     to_dict = getattr(value, "toDict", None)
     if callable(to_dict):
         return to_dict()
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
         return model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, set | frozenset | tuple):

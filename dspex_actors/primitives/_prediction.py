@@ -100,7 +100,7 @@ class Prediction(Example):
     """
 
     _completions: Completions | None
-    _lm_usage: dict[str, int] | None
+    _lm_usage: dict[str, Any] | None
     _raw_texts: tuple[str, ...]
 
     def __init__(self, base: Mapping[str, Any] | Example | None = None, **fields: Any) -> None:
@@ -116,7 +116,7 @@ class Prediction(Example):
         list_or_dict: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
         signature: Any = None,
         *,
-        usage: Mapping[str, int] | None = None,
+        usage: Mapping[str, Any] | None = None,
         raw_texts: Sequence[str] = (),
     ) -> Prediction:
         """A Prediction whose fields are the first completion's; all kept in ``.completions``."""
@@ -134,7 +134,8 @@ class Prediction(Example):
 
     @property
     def usage(self) -> Any:
-        """Token usage of the LM call (empty if unknown); a field named ``usage`` wins."""
+        """Token usage of the call per model, as :meth:`get_lm_usage` (empty if unknown);
+        a field named ``usage`` wins."""
         if "usage" in self._store:
             return self._store["usage"]
         return dict(self._lm_usage or {})
@@ -146,11 +147,13 @@ class Prediction(Example):
             return self._store["raw_texts"]
         return self._raw_texts
 
-    def get_lm_usage(self) -> dict[str, int] | None:
-        """DSPy's accessor for the usage."""
+    def get_lm_usage(self) -> dict[str, Any] | None:
+        """DSPy's accessor for the usage: ``{model: {prompt_tokens, completion_tokens,
+        total_tokens}}`` summed over every LM request of the call that made it (plus
+        ``cost`` with LM prices, ``cache_hits`` for answers from the cache)."""
         return self._lm_usage
 
-    def set_lm_usage(self, value: Mapping[str, int] | None) -> None:
+    def set_lm_usage(self, value: Mapping[str, Any] | None) -> None:
         """DSPy's setter for the usage."""
         object.__setattr__(self, "_lm_usage", dict(value) if value is not None else None)
 

@@ -1,10 +1,11 @@
 """Reading LM text as a field's type (``parse_value``); writing values into prompts.
 
-Follows DSPy 3.4.1 (``dspy/adapters/utils.py``) without pydantic or json_repair: ``str`` is kept
-as is; other types are decoded as JSON, then as a Python literal, then (tolerantly) with code
-fences stripped, trailing commas dropped and unclosed brackets closed; the decoded value is then
+Follows DSPy 3.4.1 (``dspy/adapters/utils.py``) without json_repair: ``str`` is kept as is;
+other types are decoded as JSON, then as a Python literal, then (tolerantly) with code fences
+stripped, trailing commas dropped and unclosed brackets closed; the decoded value is then
 checked and converted to the annotation (pydantic-"lax"-like: ``"5"``/``5.0`` -> ``5``,
-``"true"``/``"yes"`` -> ``True``, Literal/Enum by value or name).
+``"true"``/``"yes"`` -> ``True``, Literal/Enum by value or name). A type holding a pydantic
+model or a dataclass is validated by pydantic itself, as DSPy does.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from dspex_actors._errors import CoercionError
 from dspex_actors.signatures._types import (
     NoneType,
     annotation_name,
+    contains_model,
     is_enum_type,
+    is_model_type,
     is_union,
+    type_adapter,
 )
 
 __all__ = ["format_value", "parse_value", "to_jsonable"]
@@ -63,12 +67,15 @@ def parse_value(value: Any, annotation: Any) -> Any:
     try:
         return _parse(value, annotation)
     except _NoMatch as exc:
-        shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
-        raise CoercionError(
-            f"cannot read {shown!r} as {annotation_name(annotation)}: {exc.reason}",
-            annotation=annotation,
-            value=value,
-        ) from None
+        reason = exc.reason
+    except RecursionError:  # an LM reply nested thousands of levels deep
+        reason = "the value is nested too deeply"
+    shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
+    raise CoercionError(
+        f"cannot read {shown!r} as {annotation_name(annotation)}: {reason}",
+        annotation=annotation,
+        value=value,
+    ) from None
 
 
 def _parse(value: Any, annotation: Any) -> Any:
@@ -124,7 +131,7 @@ _UNDECODED = object()
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if len(text) <= _MAX_LITERAL_EVAL:
         try:
@@ -174,6 +181,8 @@ def _balanced_prefix(text: str) -> str:
 def _convert(value: Any, annotation: Any) -> Any:
     if annotation is Any:
         return value
+    if contains_model(annotation):
+        return _validate_model(value, annotation)
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -213,6 +222,20 @@ def _convert(value: Any, annotation: Any) -> Any:
     if is_union(annotation):
         return _to_union(value, args)
     raise _NoMatch(f"unsupported type {annotation_name(annotation)}")
+
+
+def _validate_model(value: Any, annotation: Any) -> Any:
+    """pydantic's (lax) validation of ``value`` as ``annotation``; errors listed by location."""
+    import pydantic
+
+    try:
+        return type_adapter(annotation).validate_python(value)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise _NoMatch(f"{exc.error_count()} validation error(s): {problems}") from None
 
 
 def _to_bool(value: Any) -> bool:
@@ -393,15 +416,27 @@ def _format_blob(item: Any) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """A JSON-compatible form of ``value`` (what pydantic's ``dump_python(mode="json")`` gives)."""
+    """A JSON-compatible form of ``value``: what DSPy's ``serialize_for_json`` gives, pydantic's
+    ``TypeAdapter(type(value)).dump_python(value, mode="json")``.
+
+    A model or dataclass value is dumped by its own type (a float field holding ``0`` gives
+    ``0.0``); inside a container pydantic infers each item's type, and a dataclass there keeps
+    its field values as they are, as here.
+    """
+    if is_model_type(type(value)):
+        return type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
+    return _inferred_jsonable(value)
+
+
+def _inferred_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
+        return _inferred_jsonable(value.value)
     if isinstance(value, Mapping):
-        return {_jsonable_key(k): to_jsonable(v) for k, v in value.items()}
+        return {_jsonable_key(k): _inferred_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+        return [_inferred_jsonable(v) for v in value]
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):
@@ -409,11 +444,13 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    dump = getattr(value, "model_dump", None)
+        return {
+            f.name: _inferred_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    dump = getattr(value, "model_dump", None)  # a pydantic model: its own serializer
     if callable(dump):
         try:
-            return to_jsonable(dump(mode="json"))
+            return _inferred_jsonable(dump(mode="json"))
         except Exception:
             logger.debug("model_dump failed for %s; using str()", type(value).__name__)
     return str(value)

@@ -22,6 +22,7 @@ import inspect
 import keyword
 import logging
 import sys
+import types
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, get_origin
@@ -33,6 +34,7 @@ from dspex_actors.signatures._types import (
     annotation_name,
     check_annotation,
     is_enum_type,
+    is_model_type,
     parse_annotation,
 )
 
@@ -42,6 +44,7 @@ __all__ = [
     "SignatureMeta",
     "ensure_signature",
     "make_signature",
+    "rebuild_signature",
 ]
 
 logger = logging.getLogger(__name__)
@@ -267,6 +270,20 @@ class SignatureMeta(type):
         return f"{', '.join(cls._dspex_inputs)} -> {', '.join(cls._dspex_outputs)}"
 
 
+def rebuild_signature(
+    name: str, qualname: str, module: str, fields: Mapping[str, FieldInfo], instructions: str
+) -> type[Signature]:
+    """A signature class from its parts (derivations, and unpickling a saved program)."""
+    namespace: dict[str, Any] = {
+        "__doc__": instructions,
+        "__module__": module,
+        "__qualname__": qualname,
+        "__annotations__": {key: f.annotation for key, f in fields.items()},
+    }
+    namespace.update(fields)
+    return SignatureMeta(name, (Signature,), namespace)  # type: ignore[return-value]
+
+
 def _is_classvar(annotation: Any) -> bool:
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
@@ -274,11 +291,16 @@ def _is_classvar(annotation: Any) -> bool:
 
 
 def _module_enums(module_name: Any) -> dict[str, Any]:
-    """Enum classes visible in the defining module, for string (postponed) annotations."""
+    """Enum, model classes and modules visible in the defining module, for string (postponed)
+    annotations (``person: Person``, ``history: dx.History``)."""
     module = sys.modules.get(module_name) if isinstance(module_name, str) else None
     if module is None:
         return {}
-    return {k: v for k, v in vars(module).items() if is_enum_type(v)}
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if is_enum_type(v) or is_model_type(v) or isinstance(v, types.ModuleType)
+    }
 
 
 class Signature(metaclass=SignatureMeta):
@@ -286,14 +308,9 @@ class Signature(metaclass=SignatureMeta):
 
     @classmethod
     def _derive(cls, fields: Mapping[str, FieldInfo], instructions: str) -> type[Signature]:
-        namespace: dict[str, Any] = {
-            "__doc__": instructions,
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "__annotations__": {name: f.annotation for name, f in fields.items()},
-        }
-        namespace.update(fields)
-        return SignatureMeta(cls.__name__, (Signature,), namespace)  # type: ignore[return-value]
+        return rebuild_signature(
+            cls.__name__, cls.__qualname__, cls.__module__, fields, instructions
+        )
 
     @classmethod
     def with_instructions(cls, instructions: str) -> type[Signature]:
@@ -534,8 +551,9 @@ def make_signature(
 ) -> type[Signature]:
     """Build a signature class from a string or a mapping ``name -> (type, field)`` / field.
 
-    ``custom_types`` maps names used in the string to Enum classes (no frame inspection,
-    no imports, no eval). Without ``instructions`` DSPy's default is used:
+    ``custom_types`` maps names used in the string to Enum, pydantic model or dataclass
+    types, or modules (``{"Person": Person}``, ``{"dx": dx}``; no frame inspection, no
+    imports, no eval). Without ``instructions`` DSPy's default is used:
     ``"Given the fields `a`, `b`, produce the fields `c`."``.
     """
     if isinstance(signature, str):
@@ -552,14 +570,7 @@ def make_signature(
     if not isinstance(signature_name, str) or not signature_name.isidentifier():
         raise SignatureError(f"signature_name must be an identifier, got {signature_name!r}")
     doc = instructions if instructions is not None else _default_instructions(fields)
-    namespace: dict[str, Any] = {
-        "__doc__": doc,
-        "__module__": __name__,
-        "__qualname__": signature_name,
-        "__annotations__": {name: f.annotation for name, f in fields.items()},
-    }
-    namespace.update(fields)
-    return SignatureMeta(signature_name, (Signature,), namespace)  # type: ignore[return-value]
+    return rebuild_signature(signature_name, signature_name, __name__, fields, doc)
 
 
 def ensure_signature(

@@ -1,32 +1,42 @@
 """Field types: reading them from signature strings (without eval), checking, naming, JSON schema.
 
 Supported: ``str``, ``int``, ``float``, ``bool``, ``Any``, ``list[...]``, ``dict[..., ...]``,
-``Literal[...]``, ``Optional[...]`` / ``X | None`` / ``Union[...]`` and ``Enum`` subclasses.
-Names and JSON schemas are rendered exactly as DSPy 3.4.1 (via pydantic) renders them,
-because they appear in prompts.
+``Literal[...]``, ``Optional[...]`` / ``X | None`` / ``Union[...]``, ``Enum`` subclasses,
+pydantic ``BaseModel`` subclasses (``History`` among them) and dataclasses, nested freely.
+Names are rendered exactly as DSPy 3.4.1 renders them, and JSON schemas are pydantic's
+``TypeAdapter(t).json_schema()`` with DSPy's key order, because both appear in prompts.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import enum
-import inspect
+import functools
 import logging
+import sys
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from dspex_actors._errors import SignatureTypeError
+from dspex_actors.signatures._history import History
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "annotation_allows_none",
     "annotation_name",
     "check_annotation",
+    "contains_model",
     "is_enum_type",
+    "is_model_type",
     "is_union",
     "json_schema",
     "parse_annotation",
+    "type_adapter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +55,7 @@ _SIMPLE_NAMES: dict[str, Any] = {
     "List": list,
     "dict": dict,
     "Dict": dict,
+    "History": History,
 }
 _GENERIC_NAMES = {"Optional", "Union", "Literal"}
 _SCALARS = (str, int, float, bool, NoneType)
@@ -53,6 +64,38 @@ _SCALARS = (str, int, float, bool, NoneType)
 def is_enum_type(annotation: Any) -> bool:
     """Whether ``annotation`` is an ``Enum`` subclass."""
     return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+
+
+def is_model_type(annotation: Any) -> bool:
+    """Whether ``annotation`` is a pydantic ``BaseModel`` subclass or a dataclass type."""
+    if not isinstance(annotation, type):
+        return False
+    if dataclasses.is_dataclass(annotation):
+        return True
+    pydantic_main = sys.modules.get("pydantic.main")  # no BaseModel exists before its import
+    return pydantic_main is not None and issubclass(annotation, pydantic_main.BaseModel)
+
+
+def contains_model(annotation: Any) -> bool:
+    """Whether a model type (:func:`is_model_type`) appears anywhere in ``annotation``."""
+    return is_model_type(annotation) or any(contains_model(a) for a in get_args(annotation))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
+    import pydantic
+
+    return pydantic.TypeAdapter(annotation)
+
+
+def type_adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
+    """pydantic's ``TypeAdapter`` for ``annotation`` (cached: building one costs milliseconds)."""
+    try:
+        return _cached_adapter(annotation)
+    except TypeError:  # an unhashable annotation (Literal of a list, say): not cached
+        import pydantic
+
+        return pydantic.TypeAdapter(annotation)
 
 
 def is_union(annotation: Any) -> bool:
@@ -96,9 +139,10 @@ def annotation_from_node(
     def unknown(what: str) -> SignatureTypeError:
         return SignatureTypeError(
             f"field `{field}`: unknown or unsupported type {what!r} "
-            "(supported: str, int, float, bool, "
-            "Any, list[...], dict[..., ...], Optional[...], Union[...], Literal[...], X | None, "
-            "and Enum classes passed as custom_types)"
+            "(supported: str, int, float, bool, Any, History, list[...], dict[..., ...], "
+            "Optional[...], Union[...], Literal[...], X | None, and Enum, pydantic BaseModel "
+            "and dataclass types: in a class, those visible in "
+            "its module; in a string, those passed as custom_types={'Name': Name})"
         )
 
     def literal_value(n: ast.expr) -> Any:
@@ -117,6 +161,11 @@ def annotation_from_node(
         )
 
     def walk(n: ast.expr) -> Any:
+        if isinstance(n, ast.Attribute):  # `dx.History`, `models.Person`
+            owner = walk_module(n.value)
+            if owner is not None and hasattr(owner, n.attr):
+                return getattr(owner, n.attr)
+            raise unknown(ast.unparse(n))
         if isinstance(n, ast.Name):
             if n.id in names:
                 return names[n.id]
@@ -158,6 +207,16 @@ def annotation_from_node(
             raise unknown(ast.unparse(n))
         raise unknown(ast.unparse(n))
 
+    def walk_module(n: ast.expr) -> Any:
+        if isinstance(n, ast.Name):
+            found = names.get(n.id)
+            return found if isinstance(found, types.ModuleType) else None
+        if isinstance(n, ast.Attribute):
+            owner = walk_module(n.value)
+            found = getattr(owner, n.attr, None) if owner is not None else None
+            return found if isinstance(found, types.ModuleType) else None
+        return None
+
     annotation = walk(node)
     check_annotation(annotation, field=field)
     return annotation
@@ -175,14 +234,14 @@ def check_annotation(annotation: Any, *, field: str) -> None:
             f"field `{field}`: unsupported type {annotation_name(bad)!r}"
             + (f" in {annotation_name(annotation)!r}" if bad is not annotation else "")
             + " (supported: str, int, float, bool, Any, list[...], dict[..., ...], Optional[...], "
-            "Union[...], Literal[...], Enum subclasses)"
+            "Union[...], Literal[...], Enum subclasses, pydantic BaseModel subclasses, dataclasses)"
         )
 
 
 def _unsupported_part(annotation: Any) -> Any:
     if annotation is Any or annotation in _SCALARS or annotation in (list, dict):
         return None
-    if is_enum_type(annotation):
+    if is_enum_type(annotation) or is_model_type(annotation):
         return None
     origin = get_origin(annotation)
     args = get_args(annotation)
@@ -233,65 +292,12 @@ def _quoted_literal(s: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # JSON schema, as pydantic's TypeAdapter(t).json_schema() with DSPy's "type first" key order
 
-_JSON_TYPES: dict[type, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    NoneType: "null",
-}
-
 
 def json_schema(annotation: Any) -> dict[str, Any]:
     """A JSON schema of ``annotation`` as DSPy shows it in prompts (keys sorted, ``type`` first)."""
-    defs: dict[str, Any] = {}
-    schema = _schema(annotation, defs)
-    if defs:
-        schema = {**schema, "$defs": defs}
-    result = _type_first(schema)
+    result = _type_first(type_adapter(annotation).json_schema())
     assert isinstance(result, dict)
     return result
-
-
-def _literal_type(values: tuple[Any, ...]) -> str | None:
-    kinds = {type(v) for v in values}
-    if len(kinds) == 1:
-        return _JSON_TYPES.get(kinds.pop())
-    return None
-
-
-def _schema(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
-    if annotation is Any:
-        return {}
-    if annotation in _JSON_TYPES:
-        return {"type": _JSON_TYPES[annotation]}
-    if is_enum_type(annotation):
-        values = [m.value for m in annotation]
-        entry: dict[str, Any] = {"enum": values, "title": annotation.__name__}
-        kind = _literal_type(tuple(values))
-        if kind is not None:
-            entry["type"] = kind
-        if annotation.__doc__:
-            entry["description"] = inspect.cleandoc(annotation.__doc__)
-        defs[annotation.__name__] = entry
-        return {"$ref": f"#/$defs/{annotation.__name__}"}
-    origin = get_origin(annotation)
-    args = get_args(annotation)
-    if annotation is list or origin is list:
-        return {"type": "array", "items": _schema(args[0], defs) if args else {}}
-    if annotation is dict or origin is dict:
-        if not args or args[1] is Any:
-            return {"type": "object", "additionalProperties": True}
-        return {"type": "object", "additionalProperties": _schema(args[1], defs)}
-    if origin is Literal:
-        out: dict[str, Any] = {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
-        kind = _literal_type(args)
-        if kind is not None:
-            out["type"] = kind
-        return out
-    if is_union(annotation):
-        return {"anyOf": [_schema(a, defs) for a in args]}
-    return {}
 
 
 def _type_first(value: Any) -> Any:

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -25,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from dspex_actors._batch import in_batch
-from dspex_actors._errors import CacheError, ConfigurationError, LMError, LMUnavailableError
+from dspex_actors._errors import (
+    CacheError,
+    ConfigurationError,
+    LMError,
+    LMUnavailableError,
+    SystemStoppingError,
+)
 from dspex_actors._loop import IOLoop
 from dspex_actors._types import (
     AsyncReply,
@@ -57,6 +64,7 @@ from dspex_actors.lm._client import (
 )
 from dspex_actors.lm._limits import RateLimiter, RequestLimits, TokenBucket
 from dspex_actors.lm._lm import LM
+from dspex_actors.lm._record import record_call
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
 from dspex_actors.telemetry._otel import observe_restarts
@@ -212,6 +220,7 @@ class ActorSystem:
         """Per (endpoint, credential): one tenant's failures never block another's."""
         self._buckets: dict[tuple[str, str, str, float], TokenBucket] = {}
         self._exit_reason: BaseException | None = None
+        self._calls = _CallCount()
         self._enter_stacks = threading.local()
         """Per thread: the open ``with`` blocks (a token can only be reset in its own context)."""
 
@@ -227,6 +236,11 @@ class ActorSystem:
         """Whether the system is started (in this process) and its supervisor is alive."""
         sup = self._supervisor
         return sup is not None and not self.forked and sup.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop(grace=...)`` is draining: new calls are refused meanwhile."""
+        return self._calls.draining
 
     @property
     def forked(self) -> bool:
@@ -300,9 +314,29 @@ class ActorSystem:
             self._exit_reason = reason
             logger.error("actor system %s stopped: %s", self.name, reason)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0, *, grace: float | None = None) -> None:
         """Stop every actor, then the I/O loop: calls in flight fail promptly, their HTTP
-        attempts are cancelled and every connection is closed."""
+        attempts are cancelled and every connection is closed.
+
+        ``grace`` (seconds) drains first: new calls are refused at once with
+        :class:`SystemStoppingError` while the calls in flight get up to ``grace`` seconds
+        to finish; whatever is still running then fails as above.
+        """
+        if grace is not None:
+            check_number("ActorSystem.stop", "grace", grace, minimum=0, strict=False, integer=False)
+            if self.running and not self._calls.drain(float(grace)):
+                logger.warning(
+                    "actor system %s: %d calls still in flight after a grace of %ss",
+                    self.name,
+                    self._calls.in_flight,
+                    grace,
+                )
+        try:
+            self._stop(timeout)
+        finally:
+            self._calls.reopen()
+
+    def _stop(self, timeout: float) -> None:
         with self._lock:
             sup, io, shared = self._supervisor, self._io, self._shared
             if sup is None:
@@ -508,13 +542,16 @@ class ActorSystem:
     def _call_once_more_after_a_crash(
         self, lm: LM, request: LMRequest, cached: bool
     ) -> LMResponse:
-        try:
-            return self._one_call(lm, request, cached=cached)
-        except LMUnavailableError:
-            if not self.running:
-                raise
-            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-        return self._one_call(lm, request, cached=cached)
+        with self._calls.enter(self.name):
+            try:
+                return record_call(lm, request, self._one_call(lm, request, cached=cached))
+            except LMUnavailableError:
+                if not self.running:
+                    raise
+                logger.warning(
+                    "the Client actor for %s stopped during a call; retrying once", lm.model
+                )
+            return record_call(lm, request, self._one_call(lm, request, cached=cached))
 
     async def arequest(
         self, request: LMRequest, lm: LM | None = None, *, sink: ChunkSink | None = None
@@ -543,13 +580,17 @@ class ActorSystem:
     async def _acall_once_more_after_a_crash(
         self, lm: LM, request: LMRequest, cached: bool, sink: ChunkSink | None
     ) -> LMResponse:
-        try:
-            return await self._aone_call(lm, request, cached=cached, sink=sink)
-        except LMUnavailableError:
-            if not self.running or sink is not None:
-                raise
-            logger.warning("the Client actor for %s stopped during a call; retrying once", lm.model)
-        return await self._aone_call(lm, request, cached=cached)
+        with self._calls.enter(self.name):
+            try:
+                response = await self._aone_call(lm, request, cached=cached, sink=sink)
+                return record_call(lm, request, response)
+            except LMUnavailableError:
+                if not self.running or sink is not None:
+                    raise
+                logger.warning(
+                    "the Client actor for %s stopped during a call; retrying once", lm.model
+                )
+            return record_call(lm, request, await self._aone_call(lm, request, cached=cached))
 
     def _lm_for(self, request: LMRequest, lm: LM | None) -> LM:
         """The LM a call goes to (``lm`` or the system's), checking the arguments."""
@@ -732,6 +773,44 @@ def _check_redis_url(url: str | None) -> None:
         raise ConfigurationError(
             "ActorSystem redis_url needs redis-py: pip install 'dspex-actors[redis]'"
         ) from None
+
+
+class _CallCount:
+    """The calls in flight through a system, and whether new ones are refused (draining)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self.in_flight = 0
+        self.draining = False
+
+    @contextlib.contextmanager
+    def enter(self, name: str) -> Iterator[None]:
+        """Count one call for its duration; SystemStoppingError while draining."""
+        with self._changed:
+            if self.draining:
+                raise SystemStoppingError(
+                    f"actor system {name!r} is stopping: it finishes the calls in flight and "
+                    "takes no new ones"
+                )
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_flight -= 1
+                if self.in_flight == 0:
+                    self._changed.notify_all()
+
+    def drain(self, grace: float) -> bool:
+        """Refuse new calls; wait up to ``grace`` seconds for the ones in flight to end."""
+        with self._changed:
+            self.draining = True
+            return self._changed.wait_for(lambda: self.in_flight == 0, timeout=grace)
+
+    def reopen(self) -> None:
+        """Take calls again (the system may be started anew)."""
+        with self._changed:
+            self.draining = False
 
 
 def current_from_context() -> ActorSystem | None:

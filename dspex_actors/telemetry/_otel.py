@@ -19,6 +19,7 @@ from dspex_actors._version import __version__
 __all__ = [
     "Instruments",
     "capture_content",
+    "check_otel_hooks",
     "instruments",
     "meter",
     "observe_restarts",
@@ -58,8 +59,11 @@ class _API:
     meter: Any = None
     metrics: Any = None
     restarts_registered = False
+    metrics_internal: Any = None
     no_tracer_providers: tuple[type, ...] = ()
     no_meter_providers: tuple[type, ...] = ()
+    tracing = False
+    metering = False
 
 
 def _load() -> None:
@@ -70,13 +74,15 @@ def _load() -> None:
     except ImportError:
         _API.checked = True
         return
-    from opentelemetry.metrics import NoOpMeterProvider
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
+    from opentelemetry.metrics import NoOpMeterProvider, _internal
 
+    trace.get_tracer_provider()  # loads one named by OTEL_PYTHON_TRACER_PROVIDER, if any
+    metrics.get_meter_provider()
     _API.trace = trace
     _API.metrics = metrics
+    _API.metrics_internal = _internal
     _API.no_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-    _API.no_meter_providers = (_ProxyMeterProvider, NoOpMeterProvider)
+    _API.no_meter_providers = (NoOpMeterProvider,)
     _API.tracer = trace.get_tracer(_SCOPE, __version__)
     meter = metrics.get_meter(_SCOPE, __version__)
     _API.meter = meter
@@ -127,19 +133,44 @@ def tracer() -> Any:
     None (without a provider every span would be a no-op: skipping them keeps the cost of
     an idle API near zero)."""
     _load()
-    trace = _API.trace
-    if trace is None or isinstance(trace.get_tracer_provider(), _API.no_tracer_providers):
-        return None
-    return _API.tracer
+    if _API.tracing or _installed(_API.trace, "_TRACER_PROVIDER", _API.no_tracer_providers):
+        _API.tracing = True
+        return _API.tracer
+    return None
 
 
 def instruments() -> Instruments | None:
     """The library's metric instruments while a MeterProvider is installed, else None."""
     _load()
-    metrics = _API.metrics
-    if metrics is None or isinstance(metrics.get_meter_provider(), _API.no_meter_providers):
-        return None
-    return _API.instruments
+    if _API.metering or _installed(
+        _API.metrics_internal, "_METER_PROVIDER", _API.no_meter_providers
+    ):
+        _API.metering = True
+        return _API.instruments
+    return None
+
+
+def _installed(module: Any, name: str, inert: tuple[type, ...]) -> bool:
+    """Whether the API module's global provider has been set to a real one.
+
+    The one private hook on the OpenTelemetry API (``check_otel_hooks`` tests it): the
+    public getters look the provider's environment variable up on every call, which costs
+    more than the span; a provider, once set, can never be replaced, so a True is final.
+    """
+    if module is None:
+        return False
+    provider = getattr(module, name, None)
+    return provider is not None and not isinstance(provider, inert)
+
+
+def check_otel_hooks() -> None:
+    """Raise if the OpenTelemetry API no longer has the globals :func:`_installed` reads."""
+    from opentelemetry import trace
+    from opentelemetry.metrics import _internal
+
+    for module, name in ((trace, "_TRACER_PROVIDER"), (_internal, "_METER_PROVIDER")):
+        if not hasattr(module, name):
+            raise RuntimeError(f"opentelemetry changed: {module.__name__}.{name} is gone")
 
 
 def meter() -> Any:

@@ -24,7 +24,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspex_actors._errors import EvaluationAborted, OptimizerError
+from dspex_actors._errors import (
+    CompileInterrupted,
+    EvaluationAborted,
+    EvaluationInterrupted,
+    OptimizerError,
+)
 from dspex_actors.evaluate import ParallelExecutor, TqdmProgress
 from dspex_actors.predict import record_trace
 from dspex_actors.primitives import Example, Module, Prediction
@@ -338,6 +343,12 @@ class BootstrapFewShot(Teleprompter):
                     f"BootstrapFewShot: bootstrapping stopped early ({exc}); "
                     f"{len(scan.bootstrapped)} examples bootstrapped so far",
                     partial=_copy_traces(scan.name2traces),
+                ) from exc
+            except EvaluationInterrupted as exc:
+                raise CompileInterrupted(
+                    f"BootstrapFewShot interrupted; {len(scan.bootstrapped)} examples "
+                    "bootstrapped so far (their traces are in .result)",
+                    result=_copy_traces(scan.name2traces),
                 ) from exc
         broken = next((o.failure for o in outcomes if o.failure is not None), None)
         if broken is not None and scan.next_index <= broken.index and scan.fatal is None:

@@ -18,7 +18,12 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dspex_actors._errors import EvaluationAborted, OptimizerError
+from dspex_actors._errors import (
+    CompileInterrupted,
+    EvaluationAborted,
+    EvaluationInterrupted,
+    OptimizerError,
+)
 from dspex_actors.evaluate import (
     EvaluationResult,
     ExampleFailure,
@@ -264,6 +269,12 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
                 raise OptimizerError(
                     f"BootstrapFewShotWithRandomSearch: scoring candidates stopped early ({exc})",
                     partial=list(scored_before),
+                ) from exc
+            except EvaluationInterrupted as exc:
+                raise CompileInterrupted(
+                    "BootstrapFewShotWithRandomSearch interrupted while scoring candidates "
+                    "(the ones scored before are in .result)",
+                    result=list(scored_before),
                 ) from exc
 
         entries: list[dict[str, Any]] = []

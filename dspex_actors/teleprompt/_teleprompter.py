@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from dspex_actors._errors import OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.telemetry._spans import observed_run
 
-__all__ = ["Teleprompter", "check_program", "check_trainset"]
+__all__ = ["Teleprompter", "check_counts", "check_program", "check_trainset"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +97,14 @@ def check_trainset(
                 "call .with_inputs('field', ...) on it"
             )
     return items
+
+
+def check_counts(
+    optimizer: str, *options: tuple[str, object, int], optional: Collection[str] = ()
+) -> None:
+    """Each ``(label, value, minimum)`` is an int >= minimum (None too, if in ``optional``)."""
+    for label, value, minimum in options:
+        if value is None and label in optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise OptimizerError(f"{optimizer}: {label} must be an int >= {minimum}, got {value!r}")

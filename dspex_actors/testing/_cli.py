@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m dspex_actors.testing",
-        description="Serve a local OpenAI-compatible LM (POST /v1/chat/completions) for tests.",
+        description=(
+            "Serve a local LM for tests: OpenAI (POST /v1/chat/completions), Anthropic "
+            "(/v1/messages), Gemini (/v1beta/models/M:generateContent), Azure deployments."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")

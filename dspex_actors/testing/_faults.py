@@ -14,7 +14,9 @@ __all__ = ["Fault", "FaultKind", "FaultPlan"]
 
 logger = logging.getLogger(__name__)
 
-FaultKind = Literal["http_error", "hang", "malformed_json", "no_choices", "drop", "stream_cut"]
+FaultKind = Literal[
+    "http_error", "hang", "malformed_json", "no_choices", "drop", "stream_cut", "blocked"
+]
 _KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
@@ -32,6 +34,9 @@ class Fault:
     - ``stream_cut``: a streamed reply stops half-way and the connection closes, without
       the end of the chunked body and without ``data: [DONE]`` (a dropped stream); a
       reply that is not streamed closes half-way through its body.
+    - ``blocked``: a 200 saying the content was blocked: OpenAI ``finish_reason``
+      ``content_filter`` with null content, an Anthropic ``refusal``, a Gemini
+      ``promptFeedback.blockReason`` of ``SAFETY``; streamed too (no content deltas).
 
     On a streamed request (``"stream": true``) ``http_error`` still answers with a JSON
     error, ``hang`` delays the first event, ``malformed_json`` truncates the JSON of the
@@ -86,6 +91,11 @@ class Fault:
     def stream_cut(cls) -> Fault:
         """Stop the reply half-way and close the connection (no ``[DONE]``)."""
         return cls("stream_cut")
+
+    @classmethod
+    def blocked(cls) -> Fault:
+        """A 200 reply saying the content was blocked (a safety filter or a refusal)."""
+        return cls("blocked")
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
@@ -197,3 +207,15 @@ class FaultPlan:
                     return fault
                 draw -= probability
             return None
+
+
+class ErrorReply(Exception):
+    """Raised by a responder to answer one request with an HTTP error status (a fault that
+    depends on the request: ``429`` for one API key only, say). ``retry_after`` adds the
+    ``Retry-After`` header."""
+
+    def __init__(self, status: int, message: str = "", *, retry_after: float | None = None):
+        super().__init__(message or f"HTTP {status}")
+        self.status = status
+        self.message = message or f"HTTP {status}"
+        self.retry_after = retry_after

@@ -14,7 +14,6 @@ promptly with no thread left (workers stuck in a responder are joined with a tim
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
@@ -28,7 +27,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from dspex_actors.testing._faults import Fault, FaultPlan, FaultRates
+from dspex_actors.testing._faults import ErrorReply, Fault, FaultPlan, FaultRates
 from dspex_actors.testing._http import (
     LAST_CHUNK,
     ProtocolError,
@@ -41,12 +40,13 @@ from dspex_actors.testing._loop import Channel, EventLoop
 from dspex_actors.testing._responders import (
     ChatRequest,
     Responder,
-    message_text,
     resolve_responder,
     runs_inline,
 )
+from dspex_actors.testing._routes import Route, route_for
 from dspex_actors.testing._sse import DONE, chunk_payloads, sse_event
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
+from dspex_actors.testing._wire import WireError, WireProtocol, prompt_tokens
 from dspex_actors.testing._workers import WorkerPool
 
 __all__ = ["LocalLMServer"]
@@ -69,12 +69,6 @@ def _error_body(status: int, message: str) -> bytes:
     )
     payload = {"error": {"message": message, "type": error_type, "param": None, "code": status}}
     return json.dumps(payload).encode("utf-8")
-
-
-@functools.lru_cache(maxsize=256)
-def _count_tokens(text: str) -> int:
-    """Whitespace-separated words (cached: a program repeats its system message)."""
-    return len(text.split())
 
 
 def _format_retry_after(seconds: float) -> str:
@@ -124,6 +118,8 @@ class _Job(NamedTuple):
     responder: Responder
     fault: Fault | None
     delay: float
+    route: Route | None = None
+    """The provider protocol, for a request that is not OpenAI chat completions."""
 
 
 class _Exchange(NamedTuple):
@@ -159,6 +155,11 @@ class LocalLMServer:
     A request with ``"stream": true`` gets the same content as a Server-Sent Events
     stream of ``chat.completion.chunk`` objects, cut every ``stream_chunk_chars``
     characters, with ``stream_interval`` seconds between events (0: all in one write).
+
+    At ``root_url`` the same responders, faults and counters also answer the Anthropic
+    Messages API (``/v1/messages``), Gemini (``/v1beta/models/{model}:generateContent``,
+    ``:streamGenerateContent?alt=sse``) and Azure OpenAI deployment URLs, each validated
+    and answered in its own shapes (``_routes.py``).
     """
 
     def __init__(
@@ -404,6 +405,8 @@ class LocalLMServer:
         try:
             if method == "POST" and path in _CHAT_PATHS:
                 self._handle_chat(channel, request, arrival)
+            elif method == "POST" and (route := route_for(path, parse_qs(query))) is not None:
+                self._handle_chat(channel, request, arrival, route)
             elif method == "GET" and path in _MODELS_PATHS:
                 self._stats.models_request()
                 self._send_json(channel, request, self._models_payload())
@@ -433,14 +436,16 @@ class LocalLMServer:
             ],
         }
 
-    def _handle_chat(self, channel: Channel, request: Request, arrival: float) -> None:
+    def _handle_chat(
+        self, channel: Channel, request: Request, arrival: float, route: Route | None = None
+    ) -> None:
         try:
             body: Any = json.loads(request.body)
         except ValueError as exc:
             body = _BadRequest(f"request body is not valid JSON: {exc}")
         logged = body if isinstance(body, dict) else None
         headers = request.headers
-        outcome = self._begin_chat(body, headers)
+        outcome = self._begin_chat(body, headers, route)
         loop = self._require_loop()
         if isinstance(outcome, _Job) and not self._stopping.is_set():
             exchange = _Exchange(
@@ -473,12 +478,17 @@ class LocalLMServer:
         data = reply_bytes(reply.status, reply.body, reply.headers, close=exchange.close)
         loop.send(channel, data, close=exchange.close)
 
-    def _begin_chat(self, body: Any, headers: dict[str, str]) -> _Reply | _Job | None:
+    def _begin_chat(
+        self, body: Any, headers: dict[str, str], route: Route | None = None
+    ) -> _Reply | _Job | None:
         """An immediate reply, a job for the model, or None to drop the connection."""
+        error = _error_body if route is None else route.error_body
         try:
-            request = self._parse_chat(body, headers)
+            request = self._parse_chat(body, headers, route)
         except _BadRequest as exc:
-            return _Reply(400, _error_body(400, str(exc)))
+            return _Reply(400, error(400, str(exc)))
+        except WireError as exc:
+            return _Reply(exc.status, error(exc.status, str(exc)))
         fault = self._faults.next_fault()
         delay = self._next_delay()
         if fault is not None:
@@ -491,10 +501,10 @@ class LocalLMServer:
                 if fault.retry_after is not None:
                     extra.append(("Retry-After", _format_retry_after(fault.retry_after)))
                 message = f"injected fault: HTTP {fault.status} {_reason(fault.status)}"
-                return _Reply(fault.status, _error_body(fault.status, message), tuple(extra))
+                return _Reply(fault.status, error(fault.status, message), tuple(extra))
             if fault.kind == "hang":
                 delay = fault.seconds
-        return _Job(request, self._responder, fault, delay)
+        return _Job(request, self._responder, fault, delay, route)
 
     def _answer_on_worker(self, exchange: _Exchange, job: _Job) -> None:
         """Run a responder that may block on a worker; its reply comes back to the loop."""
@@ -591,24 +601,58 @@ class LocalLMServer:
 
     def _answer(self, job: _Job) -> _Answer:
         """The model's reply to a job, with the job's fault applied (any thread)."""
-        request, fault = job.request, job.fault
+        request, fault, route = job.request, job.fault, job.route
+        kind = None if fault is None else fault.kind
         try:
             texts = self._run_responder(job.responder, request)
+            if route is not None and route.wire is not None:
+                return self._wire_answer(route.wire, request, texts, kind)
             if request.params.get("stream") is True:
                 return self._stream_reply(request, texts, fault)
             body, prompt_tokens, completion_tokens = self._completion_body(
-                request, texts, with_choices=fault is None or fault.kind != "no_choices"
+                request, texts, with_choices=kind != "no_choices", blocked=kind == "blocked"
             )
+        except ErrorReply as exc:
+            extra = []
+            if exc.retry_after is not None:
+                extra.append(("Retry-After", _format_retry_after(exc.retry_after)))
+            error = _error_body if route is None else route.error_body
+            return _Reply(exc.status, error(exc.status, exc.message), tuple(extra))
         except Exception as exc:
             logger.warning("responder %r failed", job.responder, exc_info=True)
             message = f"responder failed: {type(exc).__name__}: {exc}"
-            return _Reply(500, _error_body(500, message))
+            error = _error_body if route is None else route.error_body
+            return _Reply(500, error(500, message))
         reply = _Reply(200, body, (), prompt_tokens, completion_tokens)
         if fault is not None:
             if fault.kind == "malformed_json":
                 return reply._replace(body=body[: max(1, len(body) // 2)])
             if fault.kind == "stream_cut":
                 return _CutReply(reply)
+        return reply
+
+    def _wire_answer(
+        self, wire: WireProtocol, request: ChatRequest, texts: list[str], fault: str | None
+    ) -> _Answer:
+        """A reply in a provider's own protocol (Anthropic, Gemini), the fault applied."""
+        reply_id = f"{wire.name}-local-{self._port}-{next(self._ids)}"
+        if request.params.get("stream") is True:
+            stream = wire.stream(
+                request, texts, reply_id=reply_id, chunk_chars=self._stream_chunk_chars, fault=fault
+            )
+            return _StreamReply(
+                tuple(stream.events),
+                self._stream_interval,
+                stream.prompt_tokens,
+                stream.completion_tokens,
+                stream.cut,
+            )
+        body, prompt, completion = wire.reply(request, texts, reply_id=reply_id, fault=fault)
+        reply = _Reply(200, body, (), prompt, completion)
+        if fault == "malformed_json":
+            return reply._replace(body=body[: max(1, len(body) // 2)])
+        if fault == "stream_cut":
+            return _CutReply(reply)
         return reply
 
     def _stream_reply(
@@ -620,12 +664,16 @@ class LocalLMServer:
         reasons, usage, id): decoding it again costs a streamed request a few
         microseconds, and the non-streamed path nothing.
         """
-        body, prompt_tokens, completion_tokens = self._completion_body(request, texts)
+        kind = None if fault is None else fault.kind
+        body, prompt_tokens, completion_tokens = self._completion_body(
+            request, texts, blocked=kind == "blocked"
+        )
         completion = json.loads(body)
-        choices = [(c["message"]["content"], c["finish_reason"]) for c in completion["choices"]]
+        choices = [
+            (c["message"]["content"] or "", c["finish_reason"]) for c in completion["choices"]
+        ]
         options = request.params.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        kind = None if fault is None else fault.kind
         payloads = chunk_payloads(
             completion["id"],
             completion["created"],
@@ -654,9 +702,17 @@ class LocalLMServer:
         with self._rng_lock:
             return self._latency + self._latency_rng.uniform(0.0, self._jitter)
 
-    def _parse_chat(self, body: Any, headers: dict[str, str]) -> ChatRequest:
+    def _parse_chat(
+        self, body: Any, headers: dict[str, str], route: Route | None = None
+    ) -> ChatRequest:
         if isinstance(body, _BadRequest):
             raise body
+        if route is not None:
+            route.check(headers)
+            if route.wire is not None:
+                return route.wire.parse(
+                    body, headers, model=route.model, stream=route.stream, default_model=self.model
+                )
         if not isinstance(body, dict):
             raise _BadRequest("request body must be a JSON object")
         messages = body.get("messages")
@@ -675,6 +731,8 @@ class LocalLMServer:
             _check_stream_options(body["stream_options"], stream is True)
         model = body.get("model")
         params = {k: v for k, v in body.items() if k not in {"model", "messages"}}
+        if route is not None and route.model:
+            model = route.model  # Azure: the deployment in the URL
         return ChatRequest(
             model=model if isinstance(model, str) and model else self.model,
             messages=messages,
@@ -693,7 +751,12 @@ class LocalLMServer:
         return texts
 
     def _completion_body(
-        self, request: ChatRequest, texts: list[str], *, with_choices: bool = True
+        self,
+        request: ChatRequest,
+        texts: list[str],
+        *,
+        with_choices: bool = True,
+        blocked: bool = False,
     ) -> tuple[bytes, int, int]:
         """The completion's JSON, its prompt tokens and its completion tokens.
 
@@ -717,17 +780,24 @@ class LocalLMServer:
                 f'{{"index": {index}, "message": {{"role": "assistant", "content": '
                 f'{_json_str(content)}}}, "finish_reason": "{finish_reason}", "logprobs": null}}'
             )
-        prompt_tokens = sum(_count_tokens(message_text(m)) for m in request.messages)
+        if blocked:  # the content filter: no content, finish_reason content_filter
+            completion_tokens = 0
+            choices = [
+                f'{{"index": {index}, "message": {{"role": "assistant", "content": null}}, '
+                f'"finish_reason": "content_filter", "logprobs": null}}'
+                for index in range(len(texts))
+            ]
+        prompt = prompt_tokens(request)
         listed = f'"choices": [{", ".join(choices)}], ' if with_choices else ""
         body = (
             f'{{"id": "chatcmpl-local-{self._port}-{next(self._ids)}", '
             f'"object": "chat.completion", "created": {int(time.time())}, '
             f'"model": {_json_str(request.model)}, "system_fingerprint": "dspex-local", '
-            f'{listed}"usage": {{"prompt_tokens": {prompt_tokens}, '
+            f'{listed}"usage": {{"prompt_tokens": {prompt}, '
             f'"completion_tokens": {completion_tokens}, '
-            f'"total_tokens": {prompt_tokens + completion_tokens}}}}}'
+            f'"total_tokens": {prompt + completion_tokens}}}}}'
         )
-        return body.encode("ascii"), prompt_tokens, completion_tokens
+        return body.encode("ascii"), prompt, completion_tokens
 
     # --- control endpoints -------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -24,10 +25,16 @@ def secret_fingerprint(value: str) -> str:
     return "*** sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
 
 
+_SECRET_NAME = re.compile(r"auth|key|token|secret|cookie|password|signature", re.I)
+"""Any other header whose name says it carries a credential (``X-Custom-Api-Key``...)."""
+
+
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` with every credential replaced by its fingerprint."""
     return {
-        name: secret_fingerprint(value) if name.lower() in SECRET_HEADERS else value
+        name: secret_fingerprint(value)
+        if name.lower() in SECRET_HEADERS or _SECRET_NAME.search(name)
+        else value
         for name, value in headers.items()
     }
 
@@ -36,7 +43,7 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 class ServerStats:
     """A snapshot of the server's counters (the same shape in and out of process).
 
-    ``requests_total`` counts ``POST /v1/chat/completions`` requests (faulted ones
+    ``requests_total`` counts chat requests of every protocol (faulted ones
     included); ``status_counts`` maps HTTP status → replies sent (a dropped connection
     has no status); ``in_flight`` counts requests received and not yet answered (a
     request leaves it just before its reply is written); ``faults`` maps a fault label

@@ -6,13 +6,13 @@ cases in ``_golden_cases.py``; here the same cases are built with dspex_actors.
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _golden_cases import PARSE_CASES, build_cases
+from _golden_type_cases import build_type_cases, plain
 
 import dspex_actors.signatures as sigs
 from dspex_actors import AdapterParseError
@@ -28,8 +28,8 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def test_every_case_has_a_golden_file() -> None:
-    recorded = {p.stem for p in GOLDEN.glob("*.json")} - {"parse_cases"}
-    assert recorded == set(CASES)
+    recorded = {p.stem for p in GOLDEN.glob("*.json")} - {"parse_cases", "model_parse_cases"}
+    assert recorded == set(CASES) | {case[0] for case in build_type_cases(sigs)}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -51,16 +51,6 @@ def test_formatting_twice_gives_the_same_messages() -> None:
     assert adapter.format(signature, demos, inputs) == adapter.format(signature, demos, inputs)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return {"enum": type(value).__name__, "value": value.value}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 @pytest.mark.parametrize(
     ("name", "signature_text", "completion"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES]
 )
@@ -74,4 +64,4 @@ def test_parse_matches_dspy(name: str, signature_text: str, completion: str) -> 
         assert info.value.lm_response == completion
         assert info.value.missing_fields
     else:
-        assert _plain(ChatAdapter().parse(signature, completion)) == expected["ok"]
+        assert plain(ChatAdapter().parse(signature, completion)) == expected["ok"]

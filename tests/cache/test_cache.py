@@ -190,28 +190,32 @@ def test_write_is_durable_before_the_caller_returns(
     assert rows == (1,)
 
 
-def test_corrupt_file_falls_back_to_memory(
+def test_corrupt_file_is_moved_aside_with_one_warning(
     lm_server: LocalLMServer,
     make_system: MakeSystem,
     req: Req,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    (tmp_path / CACHE_FILENAME).write_bytes(b"this is not a database" * 100)
+    garbage = b"cached answer: the-launch-code-0000 " * 100
+    (tmp_path / CACHE_FILENAME).write_bytes(garbage)
     caplog.set_level(logging.WARNING)
     lm = LM("openai/local-model", api_base=lm_server.url)
-    system = make_system(lm, cache_dir=tmp_path)
-    assert system.request(req("q")).texts
-    assert system.request(req("q")).cached
+    system = make_system(lm, cache_dir=tmp_path, cache_strict=True)  # strict: not an error
+    for _ in range(3):
+        assert system.request(req("q")).texts
     stats = cache_stats(system)
-    assert stats["persistent"] is None and stats["errors"] == 1
-    assert "memory only" in caplog.text and CACHE_FILENAME in caplog.text
+    assert stats["persistent"] == str(tmp_path / CACHE_FILENAME) and stats["errors"] == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "is corrupt" in warnings[0], warnings
+    assert "launch-code" not in caplog.text
+    (aside,) = tmp_path.glob(f"{CACHE_FILENAME}.corrupt-*")
+    assert aside.read_bytes() == garbage
+    assert aside.name in warnings[0]
 
 
-def test_corrupt_file_is_an_error_when_strict(tmp_path: Path) -> None:
+def test_cache_dir_that_cannot_hold_the_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / CACHE_FILENAME).write_bytes(b"garbage" * 100)
-    with pytest.raises(CacheError, match="not usable"):
-        ActorSystem(cache_dir=tmp_path, cache_strict=True).start()
     with pytest.raises(CacheError):
         SQLiteTier.open(tmp_path / CACHE_FILENAME / "below-a-file")
 

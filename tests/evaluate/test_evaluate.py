@@ -89,14 +89,14 @@ def test_failures_are_recorded_per_example_with_type(make_lm_server: MakeServer)
     assert result.failed_indices == [5, 8]
     by_index = {f.index: f for f in result.failures}
     assert by_index[5].error_type == "LMHTTPStatusError"
-    assert by_index[8].error_type == "ValueError"
-    assert by_index[8].message == "metric cannot judge this one"
+    assert by_index[8].error_type == "MetricError"  # names the metric and what it raised
+    assert by_index[8].message == "metric metric raised ValueError: metric cannot judge this one"
     assert by_index[8].traceback is not None and "metric cannot judge" in by_index[8].traceback
     assert result.results[5][1] is None and result.results[5][2] == 0.25
     assert result.results[8][1] is None and result.results[8][2] == 0.25
     assert result.score == round(100 * (10 + 0.5) / 12, 2)
     summary = result.summary()
-    assert "#5 LMHTTPStatusError" in summary and "#8 ValueError" in summary
+    assert "#5 LMHTTPStatusError" in summary and "#8 MetricError" in summary
     assert "failed indices: [5, 8]" in summary
 
 
@@ -206,7 +206,7 @@ def test_keyboard_interrupt_returns_partial_results(
     timer = threading.Thread(target=interrupter)
     timer.start()
     try:
-        with dx.ActorSystem(lm=lm_for(server)), pytest.raises(dx.EvaluationAborted) as info:
+        with dx.ActorSystem(lm=lm_for(server)), pytest.raises(dx.EvaluationInterrupted) as info:
             Evaluate(devset=devset, metric=answer_exact_match, num_threads=4)(program)
     finally:
         release.set()
@@ -284,7 +284,7 @@ def test_metrics_returning_bool_int_float_and_threshold_style(make_lm_server: Ma
         bad = evaluate(program, metric=not_a_number)
 
     assert bad.score == 0.0
-    assert {f.error_type for f in bad.failures} == {"TypeError"}
+    assert {f.error_type for f in bad.failures} == {"MetricError"}
     assert "not_a_number returned str" in bad.failures[0].message
 
 

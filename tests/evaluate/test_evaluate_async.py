@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import dspex_actors as dx
-from dspex_actors import EvaluationAborted, ExampleTimeoutError
+from dspex_actors import EvaluationAborted, EvaluationCancelled, ExampleTimeoutError
 from dspex_actors.evaluate import Evaluate, answer_exact_match
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
@@ -167,9 +167,10 @@ def test_cancelling_acall_keeps_the_finished_examples(make_lm_server: MakeServer
 
     with (
         dx.ActorSystem(lm=lm_for(server, cache=False)),
-        pytest.raises(EvaluationAborted, match="interrupted after 5 finished items") as caught,
+        pytest.raises(EvaluationCancelled, match="interrupted after 5 finished items") as caught,
     ):
         asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert isinstance(caught.value, asyncio.CancelledError)  # a cancellation like any other
     partial = caught.value.result
     assert partial is not None
     assert sorted(example.question for example, _, _ in partial.results) == sorted(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pykka
 import pytest
 
-from dspex_actors import EvaluationAborted, ExampleTimeoutError
+from dspex_actors import EvaluationAborted, EvaluationInterrupted, ExampleTimeoutError
 from dspex_actors.evaluate import ExampleFailure, Outcome, ParallelExecutor, Progress
 from dspex_actors.evaluate._worker import _Worker
 
@@ -254,7 +254,7 @@ def test_keyboard_interrupt_stops_promptly_with_partial_outcomes(
     timer.start()
     try:
         start = time.monotonic()
-        with pytest.raises(EvaluationAborted) as info:
+        with pytest.raises(EvaluationInterrupted) as info:
             ParallelExecutor(num_threads=4).run(fn, range(50))
         elapsed = time.monotonic() - start
     finally:

@@ -22,6 +22,7 @@ EXPECTED: dict[str, list[str]] = {
         "6 concurrent requests",
         "killed the Client actor",
         "Client restarts: 1",
+        "5. /metrics: 1 LM call-duration series, 7 calls",
         "stopped cleanly: 0 actors left",
     ],
 }

@@ -61,3 +61,11 @@ def test_readme_async_example_runs(tmp_path: Path) -> None:
     assert lines[-1] == "prediction: 42"
     pieces = [line for line in lines if line.startswith("piece:")]
     assert pieces and pieces[-1].endswith("True")
+
+
+def test_readme_settings_example_runs(tmp_path: Path) -> None:
+    lines = _run(_block("## Settings, callbacks and telemetry"), tmp_path)
+    answers = [line for line in lines if not line.startswith("lm call done")]
+    assert answers[:3] == ["3", "4", "6"]
+    assert lines.count("lm call done: 1 choice(s) ") == 3  # the callback saw every LM call
+    assert answers[3] == "small {'type': 'json_object'} 3"  # swapped in place, one cache

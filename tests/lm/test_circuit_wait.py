@@ -10,7 +10,7 @@ import pytest
 
 import dspex_actors as dx
 from dspex_actors.system import ActorSystem
-from dspex_actors.testing import ChatRequest, DefaultResponder, Fault, LocalLMServer
+from dspex_actors.testing import ChatRequest, DefaultResponder, ErrorReply, Fault, LocalLMServer
 
 WAIT = 30.0
 RESET = 1.0
@@ -65,16 +65,14 @@ def test_dead_endpoint_fails_a_batch_in_about_one_reset_timeout(
     lm = dx.LM("openai/local-model", api_base=server.url, cache=False)
     system = make_system(lm, breaker_reset_timeout=RESET)
     started = time.monotonic()
-    with system:
-        result = dx.Evaluate(devset=_devset(60), metric=_answered, num_threads=8)(
+    with system, pytest.raises(dx.EvaluationAborted, match="first 20 examples") as aborted:
+        dx.Evaluate(devset=_devset(60), metric=_answered, num_threads=8)(
             dx.Predict("question -> answer")
         )
     elapsed = time.monotonic() - started
-    assert len(result.results) == 60 and result.score == 0
-    assert {f.error_type for f in result.failures} <= {
-        "CircuitOpenError",
-        "LMHTTPStatusError",
-    }
+    result = aborted.value.result  # the partial result: every finished example, failed
+    assert 20 <= len(result.results) < 60 and result.score == 0
+    assert {f.error_type for f in result.failures} <= {"CircuitOpenError", "LMHTTPStatusError"}
     assert elapsed < 4 * RESET + 5  # one wait for the failed trial, never an endless one
     assert server.stats().requests_total < 60  # the open circuit sent no request for most
 
@@ -152,3 +150,36 @@ def test_one_tenants_failures_never_block_another(
     assert server.stats().requests_total == before + 20  # every one reached the server
     assert sorted(b["state"] for b in system.stats()["breakers"].values()) == ["closed", "open"]
     assert "key-a" not in repr(system.stats()) and "key-b" not in repr(system.stats())
+
+
+class _KeyAOverQuota(DefaultResponder):
+    """Tenant A's key is always over its quota (429), tenant B's calls are answered."""
+
+    def __call__(self, request: ChatRequest) -> str:
+        if request.headers.get("authorization") == "Bearer key-a":
+            raise ErrorReply(429, "insufficient_quota", retry_after=0.01)
+        return super().__call__(request)
+
+
+def test_one_tenants_429s_never_block_another(
+    make_lm_server: Callable[..., LocalLMServer], make_system: MakeSystem
+) -> None:
+    server = make_lm_server(_KeyAOverQuota())
+    lm_a = dx.LM(
+        "openai/local-model", api_base=server.url, api_key="key-a", cache=False, num_retries=2
+    )
+    lm_b = lm_a.copy(api_key="key-b")
+    system = make_system(lm_a, breaker_fail_max=3)
+    for i in range(5):
+        with pytest.raises(dx.LMHTTPStatusError) as info:
+            system.request(dx.LMRequest(messages=({"role": "user", "content": f"a{i}"},)))
+        assert info.value.status_code == 429
+    assert server.stats().status(429) == 15  # each retried twice: backpressure, never an outage
+    before = server.stats().requests_total
+    answers = [
+        system.request(dx.LMRequest(messages=({"role": "user", "content": f"b{i}"},)), lm_b)
+        for i in range(20)
+    ]
+    assert all(a.texts[0] for a in answers)
+    assert server.stats().requests_total == before + 20  # 20 of 20 reached the server
+    assert {b["state"] for b in system.stats()["breakers"].values()} == {"closed"}

@@ -194,11 +194,11 @@ def test_bad_http_options_are_configuration_errors(
 
 
 def test_proxy_credentials_stay_out_of_repr_and_config_id() -> None:
-    lm = LM("openai/x", proxy="http://user:s3cret@127.0.0.1:3128")
+    lm = LM("openai/x", api_key="k", proxy="http://user:s3cret@127.0.0.1:3128")
     assert "s3cret" not in repr(lm)
     assert "user" not in repr(lm)
     assert "s3cret" not in lm.config_id
-    assert LM("openai/x", proxy="http://user:other@127.0.0.1:3128") != lm
+    assert LM("openai/x", api_key="k", proxy="http://user:other@127.0.0.1:3128") != lm
     assert "proxy" not in lm.kwargs
 
 

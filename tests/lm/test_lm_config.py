@@ -17,7 +17,10 @@ SECRET = "sk-test-SECRET-0123456789"
 
 def test_model_provider_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    lm = LM("openai/gpt-4o-mini")
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        LM("openai/gpt-4o-mini")  # a remote endpoint needs a key; a loopback one does not
+    assert LM("openai/x", api_base="http://127.0.0.1:8000/v1").api_key is None
+    lm = LM("openai/gpt-4o-mini", api_key=SECRET)
     assert (lm.provider, lm.model_name, lm.model) == ("openai", "gpt-4o-mini", "openai/gpt-4o-mini")
     assert lm.api_base == "https://api.openai.com/v1"
     assert lm.endpoint == "https://api.openai.com/v1/chat/completions"
@@ -29,7 +32,7 @@ def test_model_provider_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         None,
         True,
     )
-    assert lm.api_key is None
+    assert lm.api_key == SECRET
 
 
 def test_model_name_may_contain_slashes() -> None:
@@ -68,7 +71,7 @@ def test_bad_configuration_is_a_clear_error(kwargs: dict[str, object], fragment:
 
 
 def test_immutable_and_copy() -> None:
-    lm = LM("openai/x", temperature=0.5, top_p=0.9)
+    lm = LM("openai/x", api_key=SECRET, temperature=0.5, top_p=0.9)
     with pytest.raises(AttributeError):
         lm.temperature = 1.0  # type: ignore[misc]
     hotter = lm.copy(temperature=1.0)
@@ -96,7 +99,7 @@ def test_key_never_in_repr_or_pickle() -> None:
 
 
 def test_make_request_merges_params_and_overrides() -> None:
-    lm = LM("openai/x", temperature=0.2, stop=["\n"])
+    lm = LM("openai/x", api_key=SECRET, temperature=0.2, stop=["\n"])
     request = lm.make_request("hi", temperature=0.9, n=2, rollout_id=3, cache=False)
     assert request == LMRequest(
         messages=({"role": "user", "content": "hi"},),
@@ -108,7 +111,7 @@ def test_make_request_merges_params_and_overrides() -> None:
         lm.make_request()
     with pytest.raises(ConfigurationError):
         lm.make_request(messages=[{"content": "no role"}])
-    assert not LM("openai/x", cache=False).make_request("hi", cache=True).cache
+    assert not LM("openai/x", api_key=SECRET, cache=False).make_request("hi", cache=True).cache
 
 
 def test_openai_provider_wire_format() -> None:

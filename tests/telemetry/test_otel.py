@@ -199,3 +199,9 @@ def test_metrics_follow_the_conventions(lm_server: LocalLMServer, metric_points:
     assert _total(metric_points("dspex.lm.in_flight")) == 0  # back to zero after the calls
     states = metric_points("dspex.breaker.state")
     assert all(p.value in (0, 1, 2) for p in states)
+
+
+def test_the_one_private_opentelemetry_hook_still_exists() -> None:
+    from dspex_actors.telemetry._otel import check_otel_hooks
+
+    check_otel_hooks()  # fails when opentelemetry renames the provider globals we read

@@ -103,3 +103,19 @@ def demo_questions(request: dict[str, Any]) -> list[str]:
 def demo_dicts(program: Any) -> dict[str, list[dict[str, Any]]]:
     """Predictor name → its demos as plain dicts (comparable across runs)."""
     return {name: [d.toDict() for d in p.demos] for name, p in program.named_predictors()}
+
+
+def instructed_data() -> tuple[list[Example], list[Example], list[Example]]:
+    """Train, val and test sets for the instruction-sensitive model."""
+    return examples(20, seed=1), examples(30, seed=2), examples(100, seed=3)
+
+
+def instructed_baseline(test: list[Example]) -> tuple[Any, float]:
+    """An Evaluate over ``test`` and the uncompiled program's score on it (about 40)."""
+    from dspex_actors.evaluate import Evaluate
+    from dspex_actors.predict import Predict
+
+    evaluate = Evaluate(devset=test, metric=exact, num_threads=8)
+    baseline = evaluate(Predict("question -> answer")).score
+    assert 30 <= baseline <= 50
+    return evaluate, baseline

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from dspex_actors._errors import ConfigurationError
-from dspex_actors.lm.providers._base import Provider
+from dspex_actors.lm.providers._anthropic import AnthropicProvider
+from dspex_actors.lm.providers._azure import AzureOpenAIProvider
+from dspex_actors.lm.providers._base import Provider, StreamDecoder, is_loopback_url
+from dspex_actors.lm.providers._gemini import GeminiProvider
 from dspex_actors.lm.providers._openai import OpenAIProvider
 
-__all__ = ["OpenAIProvider", "Provider", "get_provider", "provider_names"]
+__all__ = [
+    "AnthropicProvider",
+    "AzureOpenAIProvider",
+    "GeminiProvider",
+    "OpenAIProvider",
+    "Provider",
+    "StreamDecoder",
+    "get_provider",
+    "is_loopback_url",
+    "provider_names",
+]
 
-_PROVIDERS: dict[str, Provider] = {"openai": OpenAIProvider()}
+_PROVIDERS: dict[str, Provider] = {
+    provider.name: provider
+    for provider in (
+        OpenAIProvider(),
+        AnthropicProvider(),
+        GeminiProvider(),
+        AzureOpenAIProvider(),
+    )
+}
 
 
 def provider_names() -> list[str]:

@@ -5,14 +5,20 @@ vLLM, Ollama, llama.cpp, LM Studio and the local test server all speak it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from dspex_actors._errors import MalformedResponseError
+from dspex_actors._errors import ContentBlockedError, MalformedResponseError
 from dspex_actors._types import LMRequest, LMResponse
-from dspex_actors.lm.providers._base import Provider, StreamDecoder
+from dspex_actors.lm.providers._base import (
+    Provider,
+    StreamDecoder,
+    is_loopback_url,
+    json_event,
+    malformed,
+    token_count,
+)
 
 __all__ = ["OpenAIProvider"]
 
@@ -24,9 +30,19 @@ class OpenAIProvider(Provider):
 
     name = "openai"
     default_api_base = "https://api.openai.com/v1"
-    api_key_env = "OPENAI_API_KEY"
+    api_key_envs = ("OPENAI_API_KEY",)
 
-    def url(self, api_base: str) -> str:
+    def needs_key(self, api_base: str) -> bool:
+        return not is_loopback_url(api_base)  # local servers (vLLM, Ollama, ...) need none
+
+    def url(
+        self,
+        api_base: str,
+        model_name: str,
+        *,
+        stream: bool = False,
+        api_version: str | None = None,
+    ) -> str:
         return api_base.rstrip("/") + "/chat/completions"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
@@ -48,29 +64,30 @@ class OpenAIProvider(Provider):
         return body
 
     def stream_decoder(self, *, model: str, endpoint: str) -> StreamDecoder:
-        return _ChunkDecoder(model, endpoint)
+        return _ChunkDecoder(self.name, model, endpoint)
 
     def parse(self, payload: Any, *, model: str, endpoint: str) -> LMResponse:
-        malformed = _malformed(model, endpoint)
+        bad = malformed(self.name, model, endpoint)
 
         if not isinstance(payload, dict):
-            raise malformed(f"expected a JSON object, got {type(payload).__name__}")
+            raise bad(f"expected a JSON object, got {type(payload).__name__}")
         choices = payload.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise malformed("no 'choices' list")
+            raise bad("no 'choices' list")
         texts: list[str] = []
         reasons: list[str | None] = []
         for index, choice in enumerate(choices):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
-                raise malformed(f"choice {index} has no 'message' object")
+                raise bad(f"choice {index} has no 'message' object")
+            reason = choice.get("finish_reason")
             content = message.get("content")
             if content is None:
+                _no_content(self.name, message, reason, bad, model, endpoint)
                 content = ""
             if not isinstance(content, str):
-                raise malformed(f"choice {index} content is not a string")
+                raise bad(f"choice {index} content is not a string")
             texts.append(content)
-            reason = choice.get("finish_reason")
             reasons.append(reason if isinstance(reason, str) else None)
         served_by = payload.get("model")
         return LMResponse(
@@ -81,32 +98,49 @@ class OpenAIProvider(Provider):
         )
 
 
-def _malformed(model: str, endpoint: str) -> Callable[[str], MalformedResponseError]:
-    def malformed(problem: str) -> MalformedResponseError:
-        return MalformedResponseError(
-            f"malformed reply from {endpoint} for {model}: {problem}",
-            model=model,
-            endpoint=endpoint,
-        )
+def _no_content(  # noqa: PLR0917 - one private helper of parse()
+    provider: str,
+    message: dict[str, Any],
+    reason: Any,
+    bad: Callable[[str], MalformedResponseError],
+    model: str,
+    endpoint: str,
+) -> None:
+    """A choice whose content is null: filtered (typed error), tool-only (malformed), or
+    simply empty (the caller reads it as "")."""
+    if reason == "content_filter":
+        refusal = message.get("refusal")
+        raise _filtered(provider, model, endpoint, refusal if isinstance(refusal, str) else "")
+    if message.get("tool_calls"):
+        raise bad("the reply has no text, only tool calls")
 
-    return malformed
+
+def _filtered(provider: str, model: str, endpoint: str, refusal: str) -> ContentBlockedError:
+    detail = f": {refusal}" if refusal else ""
+    return ContentBlockedError(
+        f"{provider} blocked the reply from {endpoint} for {model} "
+        f"(finish_reason content_filter){detail}",
+        model=model,
+        endpoint=endpoint,
+        reason="content_filter",
+    )
 
 
 def _usage(raw: Any) -> dict[str, int]:
     usage: dict[str, int] = {}
     if isinstance(raw, dict):
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            value = raw.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                usage[key] = value
+            if isinstance(raw.get(key), int):
+                usage[key] = token_count(raw, key)
     return usage
 
 
 class _ChunkDecoder(StreamDecoder):
     """``chat.completion.chunk`` events: content deltas per choice, then ``[DONE]``."""
 
-    def __init__(self, model: str, endpoint: str) -> None:
-        self._malformed = _malformed(model, endpoint)
+    def __init__(self, provider: str, model: str, endpoint: str) -> None:
+        self._where = (provider, model, endpoint)
+        self._malformed = malformed(provider, model, endpoint)
         self._texts: dict[int, list[str]] = {}
         self._reasons: dict[int, str | None] = {}
         self._usage: dict[str, int] = {}
@@ -116,12 +150,7 @@ class _ChunkDecoder(StreamDecoder):
         return data.strip() == "[DONE]"
 
     def feed(self, data: str) -> list[tuple[int, str]]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise self._malformed(f"a stream event is not JSON: {data[:100]!r}") from None
-        if not isinstance(chunk, dict):
-            raise self._malformed(f"a stream event is not a JSON object: {data[:100]!r}")
+        chunk = json_event(data, self._malformed)
         if isinstance(chunk.get("model"), str):
             self._model = chunk["model"]
         if isinstance(chunk.get("usage"), dict):
@@ -149,6 +178,9 @@ class _ChunkDecoder(StreamDecoder):
         if not self._texts:
             raise self._malformed("the stream ended without any choice")
         order = sorted(self._texts)
+        if all(self._reasons.get(i) == "content_filter" and not self._texts[i] for i in order):
+            provider, model, endpoint = self._where
+            raise _filtered(provider, model, endpoint, "")
         return LMResponse(
             texts=tuple("".join(self._texts[i]) for i in order),
             usage=self._usage,

@@ -1,0 +1,230 @@
+"""The Anthropic Messages API on the local server: ``POST /v1/messages``.
+
+Validated as the real API does: a key (``x-api-key``, or a bearer ``Authorization`` as
+newer SDKs send) and an ``anthropic-version`` header,
+``model``/``max_tokens``/``messages`` required, no unknown fields, user/assistant roles
+only (the system prompt is top level), alternating turns starting with the user.
+Errors are ``{"type": "error", "error": {"type": ..., "message": ...}}``; 529 is
+``overloaded_error``. Streams are typed events ending with ``message_stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from dspex_actors.testing._responders import ChatRequest
+from dspex_actors.testing._wire import (
+    StreamEvents,
+    WireError,
+    WireProtocol,
+    dumps,
+    model_choices,
+    pieces,
+    prompt_tokens,
+)
+
+__all__ = ["AnthropicWire"]
+
+logger = logging.getLogger(__name__)
+
+_FIELDS = frozenset(
+    {
+        "model", "messages", "max_tokens", "system", "stop_sequences", "stream",
+        "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice", "thinking",
+        "service_tier",
+    }
+)  # fmt: skip
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+
+
+def _invalid(message: str) -> WireError:
+    return WireError(400, message)
+
+
+def _text_of(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        texts = []
+        for index, block in enumerate(content):
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise _invalid(f"{where}.{index}: Input should be a valid dictionary")
+            if block["type"] == "text":
+                if not isinstance(block.get("text"), str):
+                    raise _invalid(f"{where}.{index}.text: Field required")
+                texts.append(block["text"])
+        return "\n".join(texts)
+    raise _invalid(f"{where}: Input should be a valid string or a non-empty list")
+
+
+class AnthropicWire(WireProtocol):
+    """Messages API requests, replies, streams and errors."""
+
+    name = "anthropic"
+
+    def parse(
+        self,
+        body: Any,
+        headers: Mapping[str, str],
+        *,
+        model: str | None,
+        stream: bool,
+        default_model: str,
+    ) -> ChatRequest:
+        if not (headers.get("x-api-key") or headers.get("authorization")):
+            raise WireError(401, "x-api-key header is required")
+        if not headers.get("anthropic-version"):
+            raise _invalid("anthropic-version: header is required")
+        if not isinstance(body, dict):
+            raise _invalid("request body must be a JSON object")
+        for name in ("model", "messages", "max_tokens"):
+            if name not in body:
+                raise _invalid(f"{name}: Field required")
+        for name in body:
+            if name not in _FIELDS:
+                raise _invalid(f"{name}: Extra inputs are not permitted")
+        max_tokens = body["max_tokens"]
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise _invalid("max_tokens: Input should be a valid integer greater than 0")
+        temperature = body.get("temperature")
+        if temperature is not None and not (
+            isinstance(temperature, (int, float)) and 0 <= temperature <= 1
+        ):
+            raise _invalid("temperature: Input should be less than or equal to 1")
+        stops = body.get("stop_sequences")
+        if stops is not None and not (
+            isinstance(stops, list) and all(isinstance(s, str) for s in stops)
+        ):
+            raise _invalid("stop_sequences: Input should be a valid list of strings")
+        messages = body["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise _invalid("messages: at least one message is required")
+        chat: list[dict[str, Any]] = []
+        system = body.get("system")
+        if system is not None:
+            chat.append({"role": "system", "content": _text_of(system, "system")})
+        previous = None
+        for index, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if role == "system":
+                raise _invalid(
+                    'messages: Unexpected role "system". The Messages API accepts a top-level '
+                    '`system` parameter, not "system" as an input message role.'
+                )
+            if role not in ("user", "assistant"):
+                raise _invalid(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+            if index == 0 and role != "user":
+                raise _invalid('messages: first message must use the "user" role')
+            if role == previous:
+                raise _invalid(
+                    f'messages: roles must alternate between "user" and "assistant", '
+                    f'but found multiple "{role}" roles in a row'
+                )
+            previous = role
+            assert isinstance(message, dict)
+            if "content" not in message:
+                raise _invalid(f"messages.{index}.content: Field required")
+            chat.append(
+                {"role": role, "content": _text_of(message["content"], f"messages.{index}.content")}
+            )
+        name = body["model"]
+        if not isinstance(name, str) or not name:
+            raise _invalid("model: Input should be a valid string")
+        params = {k: v for k, v in body.items() if k not in {"model", "messages", "system"}}
+        params["n"] = 1
+        return ChatRequest(model=name, messages=chat, params=params, headers=dict(headers))
+
+    def error_body(self, status: int, message: str) -> bytes:
+        kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+    def _message(
+        self, request: ChatRequest, texts: list[str], reply_id: str, fault: str | None
+    ) -> tuple[dict[str, Any], str, int, int]:
+        limit = request.params.get("max_tokens")
+        choice = model_choices(texts[:1], limit, request.params.get("stop_sequences"))[0]
+        prompt = prompt_tokens(request)
+        stop_reason = _STOP_REASONS[choice.finish]
+        content: list[dict[str, Any]] = [{"type": "text", "text": choice.text}]
+        if fault == "no_choices":
+            content = []
+        elif fault == "blocked":
+            content, stop_reason = [], "refusal"
+        message = {
+            "id": reply_id,
+            "type": "message",
+            "role": "assistant",
+            "model": request.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": choice.stop_sequence,
+            "usage": {"input_tokens": prompt, "output_tokens": choice.tokens},
+        }
+        return message, choice.text, prompt, choice.tokens
+
+    def reply(
+        self, request: ChatRequest, texts: list[str], *, reply_id: str, fault: str | None
+    ) -> tuple[bytes, int, int]:
+        message, _, prompt, completion = self._message(request, texts, reply_id, fault)
+        return dumps(message), prompt, completion
+
+    def stream(
+        self,
+        request: ChatRequest,
+        texts: list[str],
+        *,
+        reply_id: str,
+        chunk_chars: int,
+        fault: str | None,
+    ) -> StreamEvents:
+        message, text, prompt, completion = self._message(request, texts, reply_id, fault)
+        start = dict(message, content=[], stop_reason=None, stop_sequence=None)
+        start["usage"] = {"input_tokens": prompt, "output_tokens": 1}
+        payloads: list[tuple[str, dict[str, Any]]] = [
+            ("message_start", {"type": "message_start", "message": start}),
+        ]
+        if message["content"]:
+            payloads.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0,
+                     "content_block": {"type": "text", "text": ""}},
+                )
+            )  # fmt: skip
+            payloads.append(("ping", {"type": "ping"}))
+            for piece in pieces(text, chunk_chars):
+                delta = {"type": "text_delta", "text": piece}
+                payloads.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": delta},
+                    )
+                )
+            payloads.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        end = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+        payloads.append(
+            ("message_delta", {"type": "message_delta", "delta": end,
+                               "usage": {"output_tokens": completion}})
+        )  # fmt: skip
+        payloads.append(("message_stop", {"type": "message_stop"}))
+        events = [
+            b"event: " + name.encode() + b"\ndata: " + dumps(p) + b"\n\n" for name, p in payloads
+        ]
+        if fault == "malformed_json":
+            first = 3 if message["content"] else 1
+            events[first] = events[first][: len(events[first]) // 2] + b"\n\n"
+        cut = fault == "stream_cut"
+        if cut:
+            del events[max(1, len(events) // 2) :]
+        return StreamEvents(events, prompt, completion, cut)

@@ -1,0 +1,234 @@
+"""The Gemini API on the local server: ``POST /v1beta/models/{model}:generateContent``
+and ``:streamGenerateContent?alt=sse``.
+
+Validated as the real API does: an ``x-goog-api-key`` header, ``contents`` required,
+roles ``user``/``model`` only, no unknown fields (names in lowerCamel or snake_case, as
+proto JSON allows). Errors are ``{"error": {"code", "message", "status"}}``. A stream is
+partial responses, the last one with ``finishReason`` and ``usageMetadata``, then the
+body ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dspex_actors.testing._responders import ChatRequest
+from dspex_actors.testing._wire import (
+    StreamEvents,
+    WireError,
+    WireProtocol,
+    dumps,
+    model_choices,
+    pieces,
+    prompt_tokens,
+)
+
+__all__ = ["GeminiWire"]
+
+logger = logging.getLogger(__name__)
+
+_FIELDS = frozenset(
+    {
+        "contents", "systemInstruction", "generationConfig", "safetySettings", "tools",
+        "toolConfig", "cachedContent", "labels",
+    }
+)  # fmt: skip
+_CONFIG_FIELDS = frozenset(
+    {
+        "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences",
+        "responseMimeType", "responseSchema", "responseJsonSchema", "presencePenalty",
+        "frequencyPenalty", "seed", "responseLogprobs", "logprobs", "thinkingConfig",
+        "responseModalities", "mediaResolution", "speechConfig", "enableEnhancedCivicAnswers",
+    }
+)  # fmt: skip
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS"}
+_SNAKE = re.compile(r"_([a-z])")
+
+
+def _camel(name: str) -> str:
+    return _SNAKE.sub(lambda m: m.group(1).upper(), name)
+
+
+def _camel_keys(data: Mapping[str, Any], known: frozenset[str], where: str) -> dict[str, Any]:
+    """``data`` with lowerCamel keys; an unknown key is refused as the real API refuses it."""
+    out = {}
+    for key, value in data.items():
+        name = _camel(key)
+        if name not in known:
+            at = f" at '{where}'" if where else ""
+            raise WireError(
+                400, f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.'
+            )
+        out[name] = value
+    return out
+
+
+def _parts_text(content: Any, where: str) -> str:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or not parts:
+        raise WireError(
+            400, f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty."
+        )
+    texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return "".join(texts)
+
+
+class GeminiWire(WireProtocol):
+    """generateContent requests, replies, streams and errors."""
+
+    name = "gemini"
+
+    def parse(
+        self,
+        body: Any,
+        headers: Mapping[str, str],
+        *,
+        model: str | None,
+        stream: bool,
+        default_model: str,
+    ) -> ChatRequest:
+        if not headers.get("x-goog-api-key"):
+            raise WireError(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+            )
+        if not isinstance(body, dict):
+            raise WireError(400, "Invalid JSON payload received. Expected an object.")
+        request = _camel_keys(body, _FIELDS, "")
+        contents = request.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise WireError(400, "* GenerateContentRequest.contents: contents is not specified")
+        chat: list[dict[str, Any]] = []
+        if request.get("systemInstruction") is not None:
+            system = _parts_text(request["systemInstruction"], "system_instruction")
+            chat.append({"role": "system", "content": system})
+        for index, content in enumerate(contents):
+            role = content.get("role", "user") if isinstance(content, dict) else None
+            if role not in ("user", "model"):
+                raise WireError(400, "Please use a valid role: user, model.")
+            text = _parts_text(content, f"contents[{index}]")
+            chat.append({"role": "assistant" if role == "model" else "user", "content": text})
+        config = request.get("generationConfig") or {}
+        if not isinstance(config, dict):
+            raise WireError(
+                400, "Invalid JSON payload received. generation_config must be an object."
+            )
+        config = _camel_keys(config, _CONFIG_FIELDS, "generation_config")
+        count = config.get("candidateCount", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise WireError(
+                400, "* GenerateContentRequest.generation_config.candidate_count: must be positive"
+            )
+        params: dict[str, Any] = {
+            "n": count,
+            "stream": stream,
+            "max_tokens": config.get("maxOutputTokens"),
+            "stop": config.get("stopSequences"),
+            "generationConfig": config,
+        }
+        if "temperature" in config:
+            params["temperature"] = config["temperature"]
+        return ChatRequest(
+            model=model or default_model, messages=chat, params=params, headers=dict(headers)
+        )
+
+    def error_body(self, status: int, message: str) -> bytes:
+        state = _STATUS.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+        return dumps({"error": {"code": status, "message": message, "status": state}})
+
+    def _usage(self, prompt: int, completion: int) -> dict[str, int]:
+        return {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": completion,
+            "totalTokenCount": prompt + completion,
+        }
+
+    def reply(
+        self, request: ChatRequest, texts: list[str], *, reply_id: str, fault: str | None
+    ) -> tuple[bytes, int, int]:
+        choices = model_choices(texts, request.params.get("max_tokens"), request.params.get("stop"))
+        prompt = prompt_tokens(request)
+        completion = sum(c.tokens for c in choices)
+        payload: dict[str, Any] = {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": choice.text}], "role": "model"},
+                    "finishReason": _FINISH[choice.finish],
+                    "index": index,
+                }
+                for index, choice in enumerate(choices)
+            ],
+            "usageMetadata": self._usage(prompt, completion),
+            "modelVersion": request.model,
+            "responseId": reply_id,
+        }
+        if fault == "no_choices":
+            del payload["candidates"]
+        elif fault == "blocked":
+            del payload["candidates"]
+            payload["promptFeedback"] = {"blockReason": "SAFETY"}
+            payload["usageMetadata"] = self._usage(prompt, 0)
+            completion = 0
+        return dumps(payload), prompt, completion
+
+    def stream(
+        self,
+        request: ChatRequest,
+        texts: list[str],
+        *,
+        reply_id: str,
+        chunk_chars: int,
+        fault: str | None,
+    ) -> StreamEvents:
+        choices = model_choices(texts, request.params.get("max_tokens"), request.params.get("stop"))
+        prompt = prompt_tokens(request)
+        completion = sum(c.tokens for c in choices)
+        common = {"modelVersion": request.model, "responseId": reply_id}
+        payloads: list[dict[str, Any]] = []
+        if fault == "blocked":
+            completion = 0
+            payloads.append(
+                {"promptFeedback": {"blockReason": "SAFETY"},
+                 "usageMetadata": self._usage(prompt, 0), **common}
+            )  # fmt: skip
+        else:
+            cut_texts = [pieces(choice.text, chunk_chars) or [""] for choice in choices]
+            for turn in range(max(len(p) for p in cut_texts)):
+                for index, choice_pieces in enumerate(cut_texts):
+                    if turn >= len(choice_pieces):
+                        continue
+                    candidate: dict[str, Any] = {
+                        "content": {"parts": [{"text": choice_pieces[turn]}], "role": "model"},
+                        "index": index,
+                    }
+                    if fault == "no_choices":
+                        candidate = {"index": index}
+                    if turn == len(choice_pieces) - 1:
+                        candidate["finishReason"] = _FINISH[choices[index].finish]
+                    payloads.append(
+                        {"candidates": [candidate],
+                         "usageMetadata": {"promptTokenCount": prompt}, **common}
+                    )  # fmt: skip
+            payloads[-1]["usageMetadata"] = self._usage(prompt, completion)
+        events = [b"data: " + dumps(p) + b"\r\n\r\n" for p in payloads]
+        if fault == "malformed_json":
+            events[0] = events[0][: len(events[0]) // 2] + b"\r\n\r\n"
+        cut = fault == "stream_cut"
+        if cut:
+            del events[max(1, len(events) // 2) :]
+        return StreamEvents(events, prompt, completion, cut)

@@ -114,6 +114,8 @@ class _SharedLookup(NamedTuple):
     """From the I/O loop: what Redis said about ``key`` (a response, or None: call the LM)."""
 
     key: str
+    lookup: int
+    """Which lookup this answers (a flight withdrawn and asked again has a newer one)."""
     response: LMResponse | None
 
 
@@ -126,6 +128,7 @@ class _Flight:
     replies: list[Reply]
     pending: tuple[LMRequest, ChunkSink | None] | None = None
     """While the shared tier is asked (not yet submitted): what to submit on a miss."""
+    lookup: int = 0
 
 
 _Entry = tuple[tuple[str, ...], tuple[tuple[str, int], ...], str, tuple[str | None, ...]]
@@ -164,6 +167,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             else cachetools.LRUCache(options.maxsize)
         )
         self._flights: dict[str, _Flight] = {}
+        self._lookups = 0
         self._tier: SQLiteTier | None = None
         self._tier_warned: set[str] = set()
         self.counters = {
@@ -193,7 +197,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             self._answered(message)
             return None
         if isinstance(message, _SharedLookup):
-            self._shared_answered(message.key, message.response)
+            self._shared_answered(message)
             return None
         if isinstance(message, Withdraw):
             self._withdraw(message.key, message.reply)
@@ -225,9 +229,11 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             deliver(reply, stored)
             return
         if self._shared is not None:
-            self._flights[key] = _Flight(fetch.client, [reply], (fetch.request, fetch.sink))
-            ref = self.actor_ref
-            self._shared.lookup(key, lambda k, r: _tell_quietly(ref, _SharedLookup(k, r)))
+            self._lookups += 1
+            lookup, ref = self._lookups, self.actor_ref
+            pending = (fetch.request, fetch.sink)
+            self._flights[key] = _Flight(fetch.client, [reply], pending, lookup)
+            self._shared.lookup(key, lambda k, r: _tell_quietly(ref, _SharedLookup(k, lookup, r)))
             return
         self._submit(key, _Flight(fetch.client, [reply]), fetch.request, fetch.sink)
 
@@ -250,11 +256,13 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             return
         self._flights[key] = flight
 
-    def _shared_answered(self, key: str, response: LMResponse | None) -> None:
+    def _shared_answered(self, answer: _SharedLookup) -> None:
         """Redis had the answer (or another process's leader gave it), or we lead."""
+        key, response = answer.key, answer.response
         flight = self._flights.get(key)
-        if flight is None or flight.pending is None:  # everyone withdrew meanwhile
-            if self._shared is not None and response is None:
+        if flight is None or flight.pending is None or flight.lookup != answer.lookup:
+            # everyone withdrew meanwhile: give up the lock unless a newer lookup may hold it
+            if flight is None and self._shared is not None and response is None:
                 self._shared.abandon(key)
             return
         if response is not None:

@@ -263,3 +263,41 @@ def test_a_live_leader_keeps_its_lock_past_the_lock_ttl(
     assert response.texts == ("18",) and response.cached
     assert lm_server.stats().requests_total == 1
     assert shared["followed"] == 1 and shared["took_over"] == 0
+
+
+def test_a_follower_that_gives_up_leaves_nothing_behind(
+    redis_server: RedisServer, lm_server: LocalLMServer
+) -> None:
+    import asyncio
+
+    from dspex_actors.testing import Fault
+
+    lm = _lm(lm_server)
+    lm_server.push_faults(Fault.hang(1.0))
+    with (
+        ActorSystem(lm=lm, redis_url=redis_server.url) as a,
+        ActorSystem(lm=lm, redis_url=redis_server.url) as b,
+    ):
+        b.client_handle(lm)
+        leading = threading.Thread(target=lambda: a.request(user("What is 4 + 4?")))
+        leading.start()
+        deadline = time.monotonic() + 10
+        while lm_server.stats(include_requests=False).in_flight == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        async def follow_then_give_up() -> None:
+            task = asyncio.ensure_future(b.arequest(user("What is 4 + 4?")))
+            while b.stats()["redis"]["cache"]["followed"] == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(follow_then_give_up())
+        assert b.stats()["cache"]["in_flight_keys"] == 0
+        leading.join(10)
+        again = b.request(user("What is 4 + 4?"))
+    assert again.texts == ("8",) and again.cached
+    assert lm_server.stats().requests_total == 1

@@ -241,6 +241,17 @@ def test_a_successful_trial_closes_the_circuit_in_every_replica(
     assert redis_server.client().keys("dspex:breaker:*") == []
 
 
+def _lead_in_background(system: ActorSystem, server: LocalLMServer, question: str) -> Any:
+    """Ask ``question`` on a thread; return it once the server holds the request."""
+    leading = threading.Thread(target=lambda: system.request(user(question)))
+    leading.start()
+    deadline = time.monotonic() + 10
+    while server.stats(include_requests=False).in_flight == 0:
+        assert time.monotonic() < deadline, "the leader's request never arrived"
+        time.sleep(0.01)
+    return leading
+
+
 def test_a_live_leader_keeps_its_lock_past_the_lock_ttl(
     redis_server: RedisServer, lm_server: LocalLMServer
 ) -> None:
@@ -251,12 +262,7 @@ def test_a_live_leader_keeps_its_lock_past_the_lock_ttl(
     lm_server.push_faults(Fault.hang(1.5))  # five lock lifetimes
     with ActorSystem(lm=lm, **options) as a, ActorSystem(lm=lm, **options) as b:
         b.client_handle(lm)
-        leading = threading.Thread(target=lambda: a.request(user("What is 9 + 9?")))
-        leading.start()
-        deadline = time.monotonic() + 10
-        while lm_server.stats(include_requests=False).in_flight == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        leading = _lead_in_background(a, lm_server, "What is 9 + 9?")
         response = b.request(user("What is 9 + 9?"))
         leading.join(10)
         shared = b.stats()["redis"]["cache"]
@@ -279,12 +285,8 @@ def test_a_follower_that_gives_up_leaves_nothing_behind(
         ActorSystem(lm=lm, redis_url=redis_server.url) as b,
     ):
         b.client_handle(lm)
-        leading = threading.Thread(target=lambda: a.request(user("What is 4 + 4?")))
-        leading.start()
+        leading = _lead_in_background(a, lm_server, "What is 4 + 4?")
         deadline = time.monotonic() + 10
-        while lm_server.stats(include_requests=False).in_flight == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
 
         async def follow_then_give_up() -> None:
             task = asyncio.ensure_future(b.arequest(user("What is 4 + 4?")))

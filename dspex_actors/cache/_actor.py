@@ -38,6 +38,7 @@ from dspex_actors._types import (
     Submit,
 )
 from dspex_actors.cache._sqlite import SQLiteTier
+from dspex_actors.shared._cache import SharedCache
 from supervision import SimpleQueueInbox, Supervised
 
 __all__ = [
@@ -110,6 +111,15 @@ class GetCacheStats(NamedTuple):
     """Ask: a dict of counters."""
 
 
+class _SharedLookup(NamedTuple):
+    """From the I/O loop: what Redis said about ``key`` (a response, or None: call the LM)."""
+
+    key: str
+    lookup: int
+    """Which lookup this answers (a flight withdrawn and asked again has a newer one)."""
+    response: LMResponse | None
+
+
 @dataclasses.dataclass(slots=True)
 class _Flight:
     """A miss being answered: the Client it was submitted to, and who waits for it (the
@@ -117,6 +127,9 @@ class _Flight:
 
     client: pykka.ActorRef[Any]
     replies: list[Reply]
+    pending: tuple[LMRequest, ChunkSink | None] | None = None
+    """While the shared tier is asked (not yet submitted): what to submit on a miss."""
+    lookup: int = 0
 
 
 _Entry = tuple[
@@ -159,15 +172,17 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
 
     use_daemon_thread = True
 
-    def __init__(self, options: CacheOptions) -> None:
+    def __init__(self, options: CacheOptions, shared: SharedCache | None = None) -> None:
         super().__init__()
         self.options = options
+        self._shared = shared
         self._memory: cachetools.Cache[str, _Entry] = (
             cachetools.TTLCache(options.maxsize, options.ttl)
             if options.ttl is not None
             else cachetools.LRUCache(options.maxsize)
         )
         self._flights: dict[str, _Flight] = {}
+        self._lookups = 0
         self._tier: SQLiteTier | None = None
         self._tier_warned: set[str] = set()
         self.counters = {
@@ -175,6 +190,7 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             "misses": 0,
             "coalesced": 0,
             "persistent_hits": 0,
+            "shared_hits": 0,
             "stores": 0,
             "errors": 0,
         }
@@ -194,6 +210,9 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             return None
         if isinstance(message, Answered):
             self._answered(message)
+            return None
+        if isinstance(message, _SharedLookup):
+            self._shared_answered(message)
             return None
         if isinstance(message, Withdraw):
             self._withdraw(message.key, message.reply)
@@ -224,18 +243,55 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         if stored is not None:
             deliver(reply, stored)
             return
+        if self._shared is not None:
+            self._lookups += 1
+            lookup, ref = self._lookups, self.actor_ref
+            pending = (fetch.request, fetch.sink)
+            self._flights[key] = _Flight(fetch.client, [reply], pending, lookup)
+            self._shared.lookup(key, lambda k, r: _tell_quietly(ref, _SharedLookup(k, lookup, r)))
+            return
+        self._submit(key, _Flight(fetch.client, [reply]), fetch.request, fetch.sink)
+
+    def _submit(
+        self, key: str, flight: _Flight, request: LMRequest, sink: ChunkSink | None
+    ) -> None:
+        """Send a miss to its Client actor; ``flight`` waits for it."""
         self.counters["misses"] += 1
         try:
-            fetch.client.tell(Submit(fetch.request, ReplyTo(self.actor_ref, key), fetch.sink))
+            flight.client.tell(Submit(request, ReplyTo(self.actor_ref, key), sink))
         except pykka.ActorDeadError:
-            deliver(
-                reply,
-                LMUnavailableError(
-                    "the Client actor stopped before taking the call (it may be restarting)"
-                ),
+            self._flights.pop(key, None)
+            if self._shared is not None:
+                self._shared.abandon(key)
+            error = LMUnavailableError(
+                "the Client actor stopped before taking the call (it may be restarting)"
             )
+            for reply in flight.replies:
+                deliver(reply, error)
             return
-        self._flights[key] = _Flight(fetch.client, [reply])
+        self._flights[key] = flight
+
+    def _shared_answered(self, answer: _SharedLookup) -> None:
+        """Redis had the answer (or another process's leader gave it), or we lead."""
+        key, response = answer.key, answer.response
+        flight = self._flights.get(key)
+        if flight is None or flight.pending is None or flight.lookup != answer.lookup:
+            # everyone withdrew meanwhile: give up the lock unless a newer lookup may hold it
+            if flight is None and self._shared is not None and response is None:
+                self._shared.abandon(key)
+            return
+        if response is not None:
+            self.counters["hits"] += 1
+            self.counters["shared_hits"] += 1
+            entry = _entry(response)
+            self._memory[key] = entry
+            del self._flights[key]
+            for reply in flight.replies:
+                deliver(reply, _response(entry))
+            return
+        request, sink = flight.pending
+        flight.pending = None
+        self._submit(key, flight, request, sink)
 
     def _answered(self, answered: Answered) -> None:
         key, outcome = str(answered.tag), answered.outcome
@@ -243,6 +299,8 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
             self._store(key, outcome)
             return
         flight = self._flights.pop(key, None)
+        if self._shared is not None:
+            self._shared.abandon(key)
         for reply in flight.replies if flight is not None else ():
             deliver(reply, outcome)
 
@@ -254,12 +312,15 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
         if flight.replies:
             return
         del self._flights[key]
-        with contextlib.suppress(pykka.ActorDeadError):
-            flight.client.tell(Cancel(ReplyTo(self.actor_ref, key)))
+        if self._shared is not None:
+            self._shared.abandon(key)
+        if flight.pending is None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                flight.client.tell(Cancel(ReplyTo(self.actor_ref, key)))
 
     def _client_gone(self, key: str) -> None:
         flight = self._flights.get(key)
-        if flight is None or flight.client.is_alive():
+        if flight is None or flight.pending is not None or flight.client.is_alive():
             return
         error = LMUnavailableError("the Client actor stopped while the call was in flight")
         self._answered(Answered(key, error))
@@ -290,6 +351,8 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
                 self._tier.put(key, response)
             except sqlite3.Error as exc:
                 self._tier_failed("write", exc)
+        if self._shared is not None:
+            self._shared.store(key, response)
         flight = self._flights.pop(key, None)
         for index, reply in enumerate(flight.replies if flight is not None else ()):
             if index == 0:  # the one that led: its own request, with the Client's record
@@ -331,9 +394,17 @@ class CacheActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingAc
     def _shutdown(self, how: str) -> None:
         """Release every waiting reply (callers fall back to calling the LM), close the file."""
         flights, self._flights = self._flights, {}
+        for key in flights if self._shared is not None else ():
+            self._shared.abandon(key)  # type: ignore[union-attr]
         for flight in flights.values():
             for reply in flight.replies:
                 deliver(reply, CacheError(f"the Cache actor {how} while the call was waiting"))
         if self._tier is not None:
             self._tier.close()
             self._tier = None
+
+
+def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
+    """Tell ``ref`` ``message`` unless it has stopped (loop callbacks outlive actors)."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

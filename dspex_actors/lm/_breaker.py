@@ -98,6 +98,7 @@ class EndpointBreaker:
             name=self.name,
         )
         self._subscribers: list[Callable[[], None]] = []
+        self._watchers: list[Callable[[str, float], None]] = []
         self._trial_failed = False
         self._reset_timeout = reset_timeout
         self._lock = threading.Lock()
@@ -116,6 +117,41 @@ class EndpointBreaker:
         """Stop calling ``wake``."""
         with self._lock, contextlib.suppress(ValueError):
             self._subscribers.remove(wake)
+
+    def watch(self, changed: Callable[[str, float], None]) -> None:
+        """Call ``changed(state, seconds)`` when outcomes recorded here open the circuit (for
+        ``seconds``) or close it; not when :meth:`open_for`/:meth:`close_now` do. For sharing
+        the state with other processes."""
+        with self._lock:
+            self._watchers.append(changed)
+
+    def open_for(self, seconds: float) -> None:
+        """Open the circuit for ``seconds`` because another process saw the endpoint fail
+        (no-op if it is already open at least that long)."""
+        now = time.monotonic()
+        with self._lock:
+            opened_at = now - max(0.0, self._reset_timeout - seconds)
+            if self._breaker.current_state == pybreaker.STATE_OPEN and (
+                self._opened_at >= opened_at
+            ):
+                return
+            self._breaker.open()
+            self._opened_at = opened_at
+            self._generation += 1
+            self._trial_started = None
+            self._trial_failed = False
+        self._notify()
+
+    def close_now(self) -> None:
+        """Close the circuit because another process's trial succeeded (no-op if closed)."""
+        with self._lock:
+            if self._breaker.current_state == pybreaker.STATE_CLOSED:
+                return
+            self._breaker.close()
+            self._generation += 1
+            self._trial_started = None
+            self._trial_failed = False
+        self._notify()
 
     def _notify(self) -> None:
         with self._lock:
@@ -174,6 +210,11 @@ class EndpointBreaker:
                 )
         if changed:
             self._notify()
+            with self._lock:
+                watchers = list(self._watchers)
+            if after in (pybreaker.STATE_OPEN, pybreaker.STATE_CLOSED):
+                for watcher in watchers:
+                    watcher(str(after), self._reset_timeout)
 
     def release(self, permit: int) -> None:
         """Give back a permit whose outcome will never be known (its caller gave up)."""

@@ -46,7 +46,7 @@ from dspex_actors._types import (
 )
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.lm._http import Attempt, AttemptOutcome, HTTPEndpoint
-from dspex_actors.lm._limits import TokenBucket
+from dspex_actors.lm._limits import RateLimiter
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._record import call_cost
 from dspex_actors.lm._retry import backoff_delay, is_retryable
@@ -124,7 +124,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self,
         lm: LM,
         breaker: EndpointBreaker,
-        bucket: TokenBucket | None,
+        bucket: RateLimiter | None,
         options: ClientOptions,
         io: IOLoop,
     ) -> None:
@@ -142,6 +142,8 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self._gauges = ClientGauges(lm)
         self._wake_on_breaker = functools.partial(_tell_quietly, ref, _Wake())
         breaker.subscribe(self._wake_on_breaker)
+        if bucket is not None:
+            bucket.subscribe(self._wake_on_breaker)
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
         self._by_reply: dict[Reply, int] = {}
@@ -323,6 +325,8 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             if isinstance(done.outcome, LMResponse):
                 for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
                     self.counters[key] += done.outcome.usage.get(key, 0)
+                if self._bucket is not None:
+                    self._bucket.spent(time.monotonic(), done.outcome.usage.get("total_tokens", 0))
                 self._finish(call, done.outcome)
             else:
                 self._after_failure(call, done.outcome, streamed=done.streamed)
@@ -422,6 +426,7 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
             "queued": len(self._ready) + len(self._delayed) + len(self._parked),
             "max_concurrency": self.cap,
             "rpm": self.lm.rpm,
+            "tpm": self.lm.tpm,
             "proxy": self._http.proxy_url,
             "breaker": self.breaker.snapshot(),
             "cost": call_cost(self.lm, self.counters),
@@ -432,6 +437,8 @@ class ClientActor(SimpleQueueInbox, ShutdownOnExit, Supervised, pykka.ThreadingA
         self._stopping = True
         self._gauges.update(0, 0)
         self.breaker.unsubscribe(self._wake_on_breaker)
+        if self._bucket is not None:
+            self._bucket.unsubscribe(self._wake_on_breaker)
         self._parked.clear()
         calls, self._calls = self._calls, {}
         self._by_reply.clear()

@@ -44,6 +44,7 @@ _LM_FIELDS = (
     "num_retries",
     "max_concurrency",
     "rpm",
+    "tpm",
     "cache",
     "verify",
     "max_response_bytes",
@@ -76,7 +77,8 @@ class LM:
     chat-completions protocol to any compatible server. Extra keyword arguments are
     request parameters (``top_p``, ``stop``, ``n``, ...) sent with every call.
     ``max_concurrency`` caps requests in flight and ``rpm`` caps requests started per
-    minute, both enforced by the LM's Client actor. ``timeout`` bounds each whole HTTP
+    minute, both enforced by the LM's Client actor; ``tpm`` caps tokens per minute (a call
+    waits while the key's recent usage is over it). ``timeout`` bounds each whole HTTP
     attempt and ``deadline`` a whole call across its retries; ``max_response_bytes`` caps
     a reply's decoded size. ``proxy`` is a URL, False for none, or None to follow
     ``HTTP(S)_PROXY``/``NO_PROXY``; ``verify`` is True (system CAs), False, or a CA bundle
@@ -121,6 +123,7 @@ class LM:
         "rpm",
         "temperature",
         "timeout",
+        "tpm",
         "verify",
     )
 
@@ -134,6 +137,7 @@ class LM:
     num_retries: int
     max_concurrency: int | None
     rpm: float | None
+    tpm: float | None
     cache: bool
     verify: bool | str
     max_response_bytes: int
@@ -162,6 +166,7 @@ class LM:
         num_retries: int = 3,
         max_concurrency: int | None = None,
         rpm: float | None = None,
+        tpm: float | None = None,
         cache: bool = True,
         proxy: str | bool | None = None,
         verify: bool | str = True,
@@ -197,6 +202,8 @@ class LM:
             check("max_concurrency", max_concurrency, minimum=1, strict=False, integer=True)
         if rpm is not None:
             check("rpm", rpm, minimum=0.0, strict=True, integer=False)
+        if tpm is not None:
+            check("tpm", tpm, minimum=0.0, strict=True, integer=False)
         if not isinstance(cache, bool):
             raise ConfigurationError(f"LM cache must be True or False, got {cache!r}")
         if proxy is True or not isinstance(proxy, (str, bool, type(None))):
@@ -280,6 +287,7 @@ class LM:
             "num_retries": num_retries,
             "max_concurrency": max_concurrency,
             "rpm": None if rpm is None else float(rpm),
+            "tpm": None if tpm is None else float(tpm),
             "cache": cache,
             "verify": verify,
             "max_response_bytes": max_response_bytes,
@@ -416,6 +424,7 @@ class LM:
             "num_retries": self.num_retries,
             "max_concurrency": self.max_concurrency,
             "rpm": self.rpm,
+            "tpm": self.tpm,
             "cache": self.cache,
             "proxy": self._proxy,
             "verify": self.verify,
@@ -494,7 +503,7 @@ class LM:
             f"{name}={getattr(self, name)!r}"
             for name in ("temperature", "max_tokens", "timeout", "num_retries")
         )
-        for name in ("max_concurrency", "rpm"):
+        for name in ("max_concurrency", "rpm", "tpm"):
             if getattr(self, name) is not None:
                 parts.append(f"{name}={getattr(self, name)!r}")
         if not self.cache:

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
@@ -62,7 +62,7 @@ from dspex_actors.lm._client import (
     client_unavailable,
     client_watch,
 )
-from dspex_actors.lm._limits import TokenBucket
+from dspex_actors.lm._limits import RateLimiter, RequestLimits, TokenBucket
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._record import record_call
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
@@ -76,6 +76,9 @@ from supervision import (
     SupervisionError,
     Supervisor,
 )
+
+if TYPE_CHECKING:
+    from dspex_actors.shared import SharedState
 
 __all__ = ["ActorSystem"]
 
@@ -135,6 +138,14 @@ class ActorSystem:
     ``max_seconds`` bounds the supervisor's restarts. The breaker and retry settings
     apply to every Client of this system.
 
+    ``redis_url`` (``redis://host:port/db``; the ``[redis]`` extra) shares state with every
+    other process using the same Redis and ``redis_prefix``: a cache tier under the memory
+    tier (``cache_ttl`` applies; values in JSON), single flight across processes (a leader
+    lock renewed while its call runs, taken over ``redis_lock_ttl`` seconds after its holder
+    dies), the ``rpm``/``tpm`` buckets and circuit breaker state per endpoint and
+    credential. Each Redis command is bounded by ``redis_timeout``; while Redis is down or
+    slow the system logs it and uses its local state, never failing a call for it.
+
     Use ``with ActorSystem(lm=...) as system:`` (starts, makes it current, stops) or
     ``start()``/``stop()``; ``with`` on a system that is already started only makes it
     current.
@@ -155,6 +166,10 @@ class ActorSystem:
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 20.0,
         name: str | None = None,
+        redis_url: str | None = None,
+        redis_prefix: str = "dspex:",
+        redis_timeout: float = 1.0,
+        redis_lock_ttl: float = 10.0,
     ) -> None:
         if lm is not None and not isinstance(lm, LM):
             raise ConfigurationError(f"ActorSystem lm must be a dspex_actors.LM, got {lm!r}")
@@ -170,6 +185,18 @@ class ActorSystem:
         check("breaker_reset_timeout", breaker_reset_timeout, minimum=0, strict=True, integer=False)
         check("retry_base_delay", retry_base_delay, minimum=0, strict=False, integer=False)
         check("retry_max_delay", retry_max_delay, minimum=0, strict=False, integer=False)
+        check("redis_timeout", redis_timeout, minimum=0, strict=True, integer=False)
+        check("redis_lock_ttl", redis_lock_ttl, minimum=0, strict=True, integer=False)
+        _check_redis_url(redis_url)
+        if not isinstance(redis_prefix, str):
+            raise ConfigurationError(
+                f"ActorSystem redis_prefix must be a string, got {redis_prefix!r}"
+            )
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.redis_timeout = float(redis_timeout)
+        self.redis_lock_ttl = float(redis_lock_ttl)
+        self._shared: SharedState | None = None
         self._lm = lm
         self.name = name or "dspex"
         self.cache_options = CacheOptions(maxsize=cache_maxsize, ttl=cache_ttl, cache_dir=cache_dir)
@@ -191,7 +218,7 @@ class ActorSystem:
         self._clients: dict[str, tuple[LM, ChildHandle]] = {}
         self._breakers: dict[tuple[str, str], EndpointBreaker] = {}
         """Per (endpoint, credential): one tenant's failures never block another's."""
-        self._buckets: dict[tuple[str, str, float], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str, float], TokenBucket] = {}
         self._exit_reason: BaseException | None = None
         self._calls = _CallCount()
         self._enter_stacks = threading.local()
@@ -244,8 +271,15 @@ class ActorSystem:
             self._exit_reason = None
             self._io = IOLoop(f"{self.name}-io")
             self._pid = os.getpid()
+            self._shared = self._start_shared(self._io)
+            shared_cache = self._shared.cache if self._shared is not None else None
             self._supervisor = _SystemSupervisor.start(
-                [ChildSpec(id=CACHE_CHILD_ID, start=functools.partial(CacheActor.start, options))],
+                [
+                    ChildSpec(
+                        id=CACHE_CHILD_ID,
+                        start=functools.partial(CacheActor.start, options, shared_cache),
+                    )
+                ],
                 strategy="one_for_one",
                 max_restarts=self.max_restarts,
                 max_seconds=self.max_seconds,
@@ -259,6 +293,21 @@ class ActorSystem:
             observe_restarts(_restart_counts)
             logger.debug("actor system %s started", self.name)
             return self
+
+    def _start_shared(self, io: IOLoop) -> SharedState | None:
+        """The Redis-shared state of ``redis_url`` (None without one)."""
+        if self.redis_url is None:
+            return None
+        from dspex_actors.shared import SharedState
+
+        return SharedState(
+            self.redis_url,
+            io,
+            prefix=self.redis_prefix,
+            timeout=self.redis_timeout,
+            lock_ttl=self.redis_lock_ttl,
+            cache_ttl=self.cache_options.ttl,
+        )
 
     def _on_supervisor_exit(self, reason: BaseException | None) -> None:
         if reason is not None:
@@ -289,7 +338,7 @@ class ActorSystem:
 
     def _stop(self, timeout: float) -> None:
         with self._lock:
-            sup, io = self._supervisor, self._io
+            sup, io, shared = self._supervisor, self._io, self._shared
             if sup is None:
                 return
             if self.forked:  # nothing of it runs here: let go of the parent's objects
@@ -297,6 +346,7 @@ class ActorSystem:
                 return
             self._supervisor = None
             self._io = None
+            self._shared = None
             self._cache = None
             self._clients.clear()
         with _registry_lock:
@@ -307,6 +357,8 @@ class ActorSystem:
             sup.stop(block=True, timeout=timeout)
         except pykka.Timeout:
             logger.warning("actor system %s did not stop within %ss", self.name, timeout)
+        if shared is not None:  # completed calls reach Redis before stop() returns
+            shared.close()
         if io is not None and not io.stop():
             logger.warning("the I/O loop of actor system %s did not stop in time", self.name)
         logger.debug("actor system %s stopped", self.name)
@@ -315,6 +367,7 @@ class ActorSystem:
         """Drop what a forked child inherited, without touching it (no thread serves it)."""
         self._supervisor = None
         self._io = None
+        self._shared = None
         self._pid = None
         self._cache = None
         self._clients.clear()
@@ -324,6 +377,9 @@ class ActorSystem:
     def _teardown(self) -> None:
         """Forget a supervisor that died by itself (it gave up restarting)."""
         io, self._io = self._io, None
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close()
         if io is not None:
             io.stop()
         self._supervisor = None
@@ -427,16 +483,29 @@ class ActorSystem:
                 name=name,
             )
             self._breakers[key] = breaker
+        if self._shared is not None:  # once per system start
+            self._shared.attach_breaker(lm, breaker)
         return breaker
 
-    def _bucket_for(self, lm: LM) -> TokenBucket | None:
-        """The ``rpm`` bucket of ``lm``'s endpoint and credential, or None without a limit."""
-        if not lm.rpm:
+    def _bucket_for(self, lm: LM) -> RateLimiter | None:
+        """The ``rpm``/``tpm`` limits of ``lm``'s endpoint and credential (None: no limit);
+        shared through Redis with a ``redis_url``."""
+        if not lm.rpm and not lm.tpm:
             return None
-        key = (lm.endpoint, lm.credential_id, lm.rpm)
+        local = RequestLimits(self._local_bucket(lm, "rpm"), self._local_bucket(lm, "tpm"))
+        if self._shared is not None:
+            return self._shared.limits_for(lm, local)
+        return local
+
+    def _local_bucket(self, lm: LM, kind: str) -> TokenBucket | None:
+        """This process's ``kind`` ("rpm"/"tpm") bucket of ``lm``'s key, or None."""
+        per_minute = lm.rpm if kind == "rpm" else lm.tpm
+        if not per_minute:
+            return None
+        key = (kind, lm.endpoint, lm.credential_id, per_minute)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(lm.rpm, time.monotonic())
+            bucket = self._buckets[key] = TokenBucket(per_minute, time.monotonic())
         return bucket
 
     def _client_ref(self, lm: LM) -> pykka.ActorRef[Any]:
@@ -654,6 +723,8 @@ class ActorSystem:
                 clients[child_id] = {"model": lm.model, "endpoint": lm.endpoint, "alive": False}
         result["clients"] = clients
         result["breakers"] = {b.name: b.snapshot() for b in list(self._breakers.values())}
+        shared = self._shared
+        result["redis"] = shared.snapshot() if shared is not None else None
         restarts: dict[str, int] = {}
         if sup is not None and sup.is_alive():
             try:
@@ -685,6 +756,23 @@ class ActorSystem:
     def _set_default_lm(self, lm: LM | None) -> None:
         """Used by ``configure()`` to change the default system's LM in place."""
         self._lm = lm
+
+
+def _check_redis_url(url: str | None) -> None:
+    """A Redis URL and the client library it needs, or a ConfigurationError saying why."""
+    if url is None:
+        return
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            "ActorSystem redis_url must be a redis://, rediss:// or unix:// URL, "
+            f"got {type(url).__name__ if not isinstance(url, str) else 'a string without one'}"
+        )
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "ActorSystem redis_url needs redis-py: pip install 'dspex-actors[redis]'"
+        ) from None
 
 
 class _CallCount:

@@ -5,6 +5,7 @@ engine under it (also used by the optimizers): ``run(fn, items)`` over any itera
 per-item timeouts, ``max_errors`` and Ctrl-C handling that keep every finished result.
 """
 
+from dspex_actors.evaluate._backend import RayBackend
 from dspex_actors.evaluate._evaluate import Evaluate
 from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, ProgressCallback
 from dspex_actors.evaluate._metrics import (
@@ -25,6 +26,7 @@ __all__ = [
     "ParallelExecutor",
     "Progress",
     "ProgressCallback",
+    "RayBackend",
     "TqdmProgress",
     "answer_exact_match",
     "answer_passage_match",

@@ -103,6 +103,33 @@ def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyProxy]:
         yield proxy
 
 
+RAY_TEST_KEY = "sk-ray-workers-test-key"
+"""The OPENAI_API_KEY of the Ray test cluster's workers (tests set the driver's to it)."""
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray cluster (2 CPUs) for the whole session; its workers import this
+    checkout and have ``OPENAI_API_KEY=RAY_TEST_KEY``. A missing ``ray`` is an error."""
+    import os
+    from pathlib import Path
+
+    import ray
+
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "OPENAI_API_KEY": RAY_TEST_KEY}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture
 def make_system() -> Iterator[Callable[..., ActorSystem]]:
     """``make_system(lm=..., **options)`` → a started ActorSystem, stopped at teardown.

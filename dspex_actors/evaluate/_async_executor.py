@@ -68,7 +68,9 @@ class AsyncExecutor:
         self.provide_traceback = provide_traceback
         self.abort_grace = abort_grace
 
-    async def run(self, fn: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list[Outcome[T, R]]:
+    async def run(
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T]
+    ) -> list[Outcome[T, R]]:
         """One :class:`Outcome` per item, in input order (see the module docstring)."""
         check_call(fn, items)
         run = _AsyncRun(self, fn, items)

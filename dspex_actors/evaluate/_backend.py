@@ -64,6 +64,17 @@ class RayBackend:
         self.pool: Any = None
         """The live workers (owned by the Ray executor; None until the first run)."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A backend travels (inside an optimizer) as its settings, without its workers."""
+        state = dict(vars(self))
+        del state["lock"], state["pool"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self.lock = threading.Lock()
+        self.pool = None
+
     def __repr__(self) -> str:
         return (
             f"RayBackend(num_workers={self.num_workers}, num_cpus={self.num_cpus}, "

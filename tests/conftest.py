@@ -31,8 +31,14 @@ def _wait_for_threads_to_end(
     for thread in threading.enumerate():
         if thread in baseline or thread is threading.current_thread():
             continue
+        if isinstance(thread, threading._DummyThread):
+            continue  # started outside Python (Ray's core worker): never ours, cannot be joined
         thread.join(max(0.0, deadline - time.monotonic()))
-    return [t for t in threading.enumerate() if t not in baseline and t.is_alive()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t not in baseline and t.is_alive() and not isinstance(t, threading._DummyThread)
+    ]
 
 
 def _stacks(threads: list[threading.Thread]) -> str:

@@ -31,6 +31,8 @@ from dspex_actors.system import ActorSystem, context
 __all__ = ["EvalWorker", "LiveFeed", "RunSettings"]
 
 _IDLE_WAIT: Final = 1.0
+_LINGER: Final = 0.01
+"""How long a ``take`` holding some rows waits for more before it answers."""
 
 
 class _Tick:
@@ -146,10 +148,12 @@ class _WorkerRun:
             self._outbox.append((index, outcome.value, failure))
             self._changed.notify_all()
 
-    def take(self, wait: float) -> bytes:
-        """Every finished row (waiting up to ``wait`` for one), and the run's error if any."""
+    def take(self, wait: float, batch: int) -> bytes:
+        """Every finished row, and the run's error if any: waits up to ``wait`` for one,
+        then up to :data:`_LINGER` for ``batch`` of them (fewer, larger replies)."""
         with self._changed:
             self._changed.wait_for(lambda: bool(self._outbox) or self._finished, wait)
+            self._changed.wait_for(lambda: len(self._outbox) >= batch or self._finished, _LINGER)
             rows = list(self._outbox)
             self._outbox.clear()
             error = self._error
@@ -206,10 +210,14 @@ class EvalWorker:
         return None
 
     def feed(self, run_id: str, items_blob: bytes) -> None:
-        self._runs[run_id].feed.put(loads(items_blob))
+        run = self._runs.get(run_id)
+        if run is not None:  # else the run ended (the driver stopped early)
+            run.feed.put(loads(items_blob))
 
-    def take(self, run_id: str, wait: float) -> bytes:
-        return self._runs[run_id].take(wait)
+    def take(self, run_id: str, wait: float, batch: int) -> bytes:
+        """The run's finished rows; none once it ended (its last ``take`` may come late)."""
+        run = self._runs.get(run_id)
+        return run.take(wait, batch) if run is not None else dumps(([], None))
 
     def end(self, run_id: str) -> None:
         """Forget a run: its executor ends once its items (normally none) finish."""

@@ -76,19 +76,30 @@ _run_ids = itertools.count(1)
 
 @dataclass
 class _Pool:
-    """A backend's worker processes, for one system configuration in one Ray session."""
+    """A backend's worker processes, for one system configuration in one Ray session.
+
+    ``members``: (actor, pid) of the live ones; a worker lost in a run is dropped, and
+    the next run starts a replacement, back to ``size``.
+    """
 
     key: tuple[str, str]
-    actors: list[Any]
-    pids: list[int]
+    size: int
+    members: list[tuple[Any, int]]
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for _, pid in self.members]
+
+    def drop(self, actor: Any) -> None:
+        self.members = [(a, pid) for a, pid in self.members if a is not actor]
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor, _ in self.members:
             with contextlib.suppress(RayError, ValueError):
                 ray.get(actor.stop.remote(), timeout=_CALL_TIMEOUT)
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(actor)
-        self.actors = []
+        self.members = []
 
 
 def _ensure_ray(backend: RayBackend) -> None:
@@ -98,19 +109,8 @@ def _ensure_ray(backend: RayBackend) -> None:
         ray.init(**options)
 
 
-def _pool(backend: RayBackend, spec_blob: bytes) -> _Pool:
-    """The backend's workers for this configuration, started when there are none."""
-    key = (fingerprint(spec_blob), ray.get_runtime_context().get_job_id())
-    with backend.lock:
-        pool: _Pool | None = backend.pool
-        if pool is not None and pool.key == key and pool.actors:
-            return pool
-        backend.pool = None
-    if pool is not None:
-        pool.close()
-    count = backend.num_workers
-    if count is None:
-        count = max(1, int(ray.cluster_resources().get("CPU", 1)))
+def _start_workers(backend: RayBackend, spec_blob: bytes, count: int) -> list[tuple[Any, int]]:
+    """``count`` new workers, each with its ActorSystem started; (actor, pid) each."""
     actors = [
         _RemoteWorker.options(num_cpus=backend.num_cpus, max_concurrency=8).remote(spec_blob)
         for _ in range(count)
@@ -129,10 +129,30 @@ def _pool(backend: RayBackend, spec_blob: bytes) -> _Pool:
         for actor in actors:
             ray.kill(actor)
         raise ConfigurationError(f"a Ray worker could not build its ActorSystem: {errors[0]}")
-    pool = _Pool(key, actors, [pid for pid, _ in answers])
+    members = [(actor, pid) for actor, (pid, _) in zip(actors, answers, strict=True)]
+    logger.info("started %d Ray workers (pids %s)", count, [pid for _, pid in members])
+    return members
+
+
+def _pool(backend: RayBackend, spec_blob: bytes) -> _Pool:
+    """The backend's workers for this configuration: started, or topped up, as needed."""
+    key = (fingerprint(spec_blob), ray.get_runtime_context().get_job_id())
     with backend.lock:
-        backend.pool = pool
-    logger.info("started %d Ray workers (pids %s)", count, pool.pids)
+        pool: _Pool | None = backend.pool
+        if pool is not None and pool.key != key:
+            backend.pool = None
+    if pool is not None and pool.key != key:
+        pool.close()
+        pool = None
+    if pool is None:
+        count = backend.num_workers
+        if count is None:
+            count = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pool = _Pool(key, count, _start_workers(backend, spec_blob, count))
+        with backend.lock:
+            backend.pool = pool
+    elif len(pool.members) < pool.size:
+        pool.members += _start_workers(backend, spec_blob, pool.size - len(pool.members))
     return pool
 
 
@@ -242,11 +262,11 @@ class _Run(Generic[T, R]):
         self.items = items
         self.total = len(items) if isinstance(items, Sized) else None
         self.run_id = f"{os.getpid()}-{next(_run_ids)}"
-        count = min(len(pool.actors), ex.num_threads)
+        count = min(len(pool.members), ex.num_threads)
         share, extra = divmod(ex.num_threads, count)
         self.lanes = [
             _Lane(actor, pid, share + (1 if n < extra else 0))
-            for n, (actor, pid) in enumerate(zip(pool.actors[:count], pool.pids, strict=False))
+            for n, (actor, pid) in enumerate(pool.members[:count])
         ]
         self.collected: list[Outcome[Any, Any]] = []
         self.failures = 0
@@ -306,13 +326,9 @@ class _Run(Generic[T, R]):
                 sum(len(lane.held) for lane in with_items),
                 len(with_items),
             )
-            with self.ex.backend.lock:
-                if self.ex.backend.pool is self.pool:
-                    self.ex.backend.pool = None
             for lane in with_items:
                 ray.kill(lane.actor)
-            killed = {id(lane.actor) for lane in with_items}
-            self.pool.actors = [a for a in self.pool.actors if id(a) not in killed]
+                self.pool.drop(lane.actor)
         if self.feeder is not None:
             self.feeder.join(_CALL_TIMEOUT)
 
@@ -418,7 +434,7 @@ class _Run(Generic[T, R]):
     def _lost(self, lane: _Lane, how: str) -> None:
         """A worker is gone: each item it held is a failure (started or not, it is unknown)."""
         self.lanes.remove(lane)
-        self.pool.actors = [a for a in self.pool.actors if a is not lane.actor]
+        self.pool.drop(lane.actor)
         logger.warning("Ray worker pid %d %s; %d items failed", lane.pid, how, len(lane.held))
         for index, item in sorted(lane.held.items()):
             error = EvaluationError(f"the Ray worker (pid {lane.pid}) running item {index} {how}")

@@ -121,6 +121,17 @@ def _key_for(lm: LM, ship_api_keys: bool) -> _EnvKey | _ShippedKey | None:
     )
 
 
+def _check_proxy(lm: LM, ship_api_keys: bool) -> None:
+    proxy = lm.proxy
+    if isinstance(proxy, str) and "@" in proxy.partition("://")[2] and not ship_api_keys:
+        raise ConfigurationError(
+            f"LM {lm.model!r} has a proxy URL with credentials, and backend='ray' does not "
+            "send credentials to the Ray workers unless asked: set HTTP(S)_PROXY in the "
+            "workers' environment and build the LM with proxy=None, or pass "
+            "backend=dx.RayBackend(ship_api_keys=True)"
+        )
+
+
 def _rebuild_lm(settings: dict[str, Any], key: _EnvKey | _ShippedKey | None) -> LM:
     api_key = None if key is None else key.resolve(settings["model"])
     return LM(api_key=api_key, **settings)
@@ -157,6 +168,7 @@ class _Pickler(cloudpickle.CloudPickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is LM:
+            _check_proxy(obj, self._ship_api_keys)
             return _rebuild_lm, (_lm_settings(obj), _key_for(obj, self._ship_api_keys))
         if isinstance(obj, SignatureMeta) and not _importable(obj):
             return _rebuild_signature, (dict(obj.fields), obj.instructions, obj.__name__)

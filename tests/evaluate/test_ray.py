@@ -238,3 +238,39 @@ def test_ctrl_c_and_max_errors_keep_the_finished_results(
     assert finished is not None
     assert sorted(o.index for o in finished) == sorted(seen)
     assert all(o.value is not None for o in finished)
+
+
+def test_a_worker_that_dies_fails_only_its_items_and_is_replaced(
+    ray_cluster: Any, lm_server: LocalLMServer, worker_key: str
+) -> None:
+    from dspex_actors.evaluate._ray import RayExecutor
+
+    backend = check_backend("ray", "test")
+    assert isinstance(backend, dx.RayBackend)
+    lm = dx.LM("openai/local-model", api_base=lm_server.url)
+    victim: list[int] = []
+
+    def kill_a_worker(progress: Progress) -> None:
+        if progress.done == 5:
+            actor, pid = backend.pool.members[0]
+            victim.append(pid)
+            ray_cluster.kill(actor)
+
+    program = PidQA()
+    with dx.ActorSystem(lm=lm):
+        executor = RayExecutor(8, backend=backend, progress=kill_a_worker)
+        outcomes = executor.run(lambda example: program(**example.inputs()), devset_of(60))
+        again = dx.Evaluate(devset=devset_of(20), metric=exact_match, num_threads=8)(
+            PidQA(), backend="ray"
+        )
+
+    assert [o.index for o in outcomes] == list(range(60))
+    failed = [o for o in outcomes if o.failure is not None]
+    assert failed, "the killed worker held items"
+    for outcome in failed:
+        assert outcome.failure is not None
+        assert outcome.failure.error_type == "EvaluationError"
+        assert f"Ray worker (pid {victim[0]})" in outcome.failure.message
+    assert again.complete and not again.failures
+    pids = {p.pid for _, p, _ in again.results}
+    assert len(pids) == 2 and victim[0] not in pids

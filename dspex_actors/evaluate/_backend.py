@@ -141,13 +141,5 @@ def run_batch(
         raise ConfigurationError(
             "backend='ray' needs Ray, which is not installed: pip install 'dspex-actors[ray]'"
         ) from None
-    ray_executor = RayExecutor(
-        executor.num_threads,
-        backend=backend,
-        timeout=executor.timeout,
-        max_errors=executor.max_errors,
-        progress=executor.progress,
-        provide_traceback=executor.provide_traceback,
-        abort_grace=executor.abort_grace,
-    )
+    ray_executor = RayExecutor(executor, backend)
     return ray_executor.run(fn, items, parts=parts)

@@ -41,13 +41,7 @@ from ray.exceptions import GetTimeoutError, RayError
 
 from dspex_actors._errors import ConfigurationError, EvaluationAborted, EvaluationError
 from dspex_actors.evaluate._backend import RayBackend
-from dspex_actors.evaluate._executor import (
-    Outcome,
-    Progress,
-    ProgressCallback,
-    check_call,
-    check_run_options,
-)
+from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, check_call
 from dspex_actors.evaluate._ray_ship import dumps, fingerprint, loads, system_spec
 from dspex_actors.evaluate._ray_worker import EvalWorker, RunSettings
 from dspex_actors.evaluate._worker import ExampleFailure
@@ -178,33 +172,15 @@ def _ship(fn: Any, parts: Mapping[str, object], ship_api_keys: bool) -> bytes:
 
 
 class RayExecutor:
-    """Run ``fn(item)`` for every item on a :class:`RayBackend`'s workers (see the module)."""
+    """Run ``fn(item)`` for every item on a :class:`RayBackend`'s workers (see the module),
+    with a :class:`ParallelExecutor`'s settings (``num_threads``, ``timeout``, ...)."""
 
-    def __init__(
-        self,
-        num_threads: int = 8,
-        *,
-        backend: RayBackend,
-        timeout: float | None = None,
-        max_errors: int | None = None,
-        progress: ProgressCallback | None = None,
-        provide_traceback: bool = False,
-        abort_grace: float = 5.0,
-    ) -> None:
-        check_run_options(num_threads, timeout, max_errors, progress, abort_grace)
-        self.num_threads = num_threads
+    def __init__(self, settings: ParallelExecutor, backend: RayBackend) -> None:
+        self.settings = settings
         self.backend = backend
-        self.timeout = None if timeout is None else float(timeout)
-        self.max_errors = max_errors
-        self.progress = progress
-        self.provide_traceback = provide_traceback
-        self.abort_grace = float(abort_grace)
 
     def __repr__(self) -> str:
-        return (
-            f"RayExecutor(num_threads={self.num_threads}, timeout={self.timeout}, "
-            f"max_errors={self.max_errors}, backend={self.backend!r})"
-        )
+        return f"RayExecutor({self.settings!r}, backend={self.backend!r})"
 
     def run(
         self,
@@ -255,8 +231,11 @@ class _Lane:
 class _Run(Generic[T, R]):
     """The state of one Ray run; lives on the driver's thread (the feeder aside)."""
 
-    def __init__(self, ex: RayExecutor, pool: _Pool, fn_blob: bytes, items: Iterable[T]) -> None:
-        self.ex = ex
+    def __init__(
+        self, ray_executor: RayExecutor, pool: _Pool, fn_blob: bytes, items: Iterable[T]
+    ) -> None:
+        self.backend = ray_executor.backend
+        self.ex = ex = ray_executor.settings
         self.pool = pool
         self.fn_blob = fn_blob
         self.items = items
@@ -292,7 +271,7 @@ class _Run(Generic[T, R]):
                 self.run_id,
                 fn_ref,
                 RunSettings(
-                    lane.threads, ex.timeout, ex.provide_traceback, ex.backend.ship_api_keys
+                    lane.threads, ex.timeout, ex.provide_traceback, self.backend.ship_api_keys
                 ),
             )
             for lane in self.lanes
@@ -394,7 +373,7 @@ class _Run(Generic[T, R]):
         for lane in self.lanes:
             batch = batches.get(id(lane))
             if batch:
-                blob = dumps(batch, ship_api_keys=self.ex.backend.ship_api_keys)
+                blob = dumps(batch, ship_api_keys=self.backend.ship_api_keys)
                 lane.actor.feed.remote(self.run_id, blob)
 
     def _ask(self, lane: _Lane) -> None:

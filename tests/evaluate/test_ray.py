@@ -228,8 +228,8 @@ def test_ctrl_c_and_max_errors_keep_the_finished_results(
             if len(seen) == 5:
                 raise KeyboardInterrupt
 
-        executor = RayExecutor(4, backend=check_backend("ray", "test"))
-        executor.progress = interrupt_after_five
+        settings = dx.ParallelExecutor(4, progress=interrupt_after_five)
+        executor = RayExecutor(settings, check_backend("ray", "test"))
         program = PidQA()
         with pytest.raises(dx.EvaluationAborted) as interrupted:
             executor.run(lambda example: program(**example.inputs()), devset)
@@ -258,7 +258,7 @@ def test_a_worker_that_dies_fails_only_its_items_and_is_replaced(
 
     program = PidQA()
     with dx.ActorSystem(lm=lm):
-        executor = RayExecutor(8, backend=backend, progress=kill_a_worker)
+        executor = RayExecutor(dx.ParallelExecutor(8, progress=kill_a_worker), backend)
         outcomes = executor.run(lambda example: program(**example.inputs()), devset_of(60))
         again = dx.Evaluate(devset=devset_of(20), metric=exact_match, num_threads=8)(
             PidQA(), backend="ray"

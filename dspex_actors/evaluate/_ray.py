@@ -276,7 +276,18 @@ class _Run(Generic[T, R]):
             )
             for lane in self.lanes
         ]
-        errors = [e for e in ray.get(calls, timeout=_START_TIMEOUT) if e is not None]
+        errors = []
+        for lane, call in zip(list(self.lanes), calls, strict=True):
+            try:
+                error = ray.get(call, timeout=_START_TIMEOUT)
+            except (GetTimeoutError, RayError) as exc:  # gone since the last run: replaced next
+                self._lost(lane, f"could not start the run ({type(exc).__name__})")
+                ray.kill(lane.actor)
+                continue
+            if error is not None:
+                errors.append(error)
+        if not self.lanes:
+            raise EvaluationError("no Ray worker could start the run (see the log)")
         if errors:
             raise ConfigurationError(
                 f"the Ray workers could not load the program and metric: {errors[0]} "

@@ -2,7 +2,8 @@
 
 The LM server runs in a subprocess (its own GIL). Prints, for N examples at C in flight
 and latency L, wall / physical limit (limit = ceil(N / C) * L) and the driver's CPU per
-example, for ``backend="local"`` (worker actors in this process) and ``backend="ray"``
+example, for ``backend="local"`` (worker-actor threads in this process, and asyncio tasks,
+which a natively async Predict gets locally) and ``backend="ray"``
 (the examples fanned out to Ray worker processes, each with its own ActorSystem); plus
 the one-off start-up of the Ray workers, excluded from the Ray figure (a warm-up run).
 On one small machine Ray cannot beat local threads: it adds processes competing for the
@@ -19,7 +20,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ray
 
@@ -38,14 +40,26 @@ def examples(n: int) -> Iterator[dx.Example]:
         )
 
 
-def timed(n: int, threads: int, backend: dx.RayBackend | str) -> tuple[float, float]:
-    """(wall s, driver CPU s) of one Evaluate(Predict) over ``n`` fresh examples."""
+def timed(
+    n: int, threads: int, backend: dx.RayBackend | str, *, tasks: bool = True
+) -> tuple[float, float]:
+    """(wall s, driver CPU s) of one Evaluate(Predict) over ``n`` fresh examples.
+
+    ``tasks=False`` wraps the Predict in a plain function: the local run then uses its
+    worker-actor threads instead of asyncio tasks (a Ray worker always uses threads).
+    """
     devset = list(examples(n))
     evaluate = dx.Evaluate(
         devset=devset, metric=dx.answer_exact_match, num_threads=threads, backend=backend
     )
+    predict = dx.Predict("question -> answer")
+
+    def plain(**inputs: Any) -> Any:
+        return predict(**inputs)
+
+    program: Callable[..., Any] = predict if tasks else plain
     cpu, start = time.process_time(), time.perf_counter()
-    result = evaluate(dx.Predict("question -> answer"))
+    result = evaluate(program)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if result.failures or result.score != 100.0:
         sys.exit(f"benchmark run failed: {result.summary()}")
@@ -74,11 +88,12 @@ def main() -> None:
         lm = dx.LM("openai/local-model", api_base=server.url, num_retries=0)
         with dx.ActorSystem(lm=lm), backend:
             print(f"N={n} C={threads} L={latency * 1000:.0f} ms, limit {limit:.2f} s")
-            wall, cpu = timed(n, threads, "local")
-            print(
-                f"local threads: {wall:.2f} s = {wall / limit:.2f}x the limit, "
-                f"{cpu / n * 1e6:.0f} us driver CPU/example"
-            )
+            for label, tasks in (("local threads", False), ("local tasks  ", True)):
+                wall, cpu = timed(n, threads, "local", tasks=tasks)
+                print(
+                    f"{label}: {wall:.2f} s = {wall / limit:.2f}x the limit, "
+                    f"{cpu / n * 1e6:.0f} us driver CPU/example"
+                )
             start = time.perf_counter()
             timed(threads, threads, backend)
             startup = time.perf_counter() - start
@@ -86,7 +101,7 @@ def main() -> None:
             print(f"ray: {workers} workers started (and a warm-up run) in {startup:.1f} s")
             wall, cpu = timed(n, threads, backend)
             print(
-                f"ray workers:   {wall:.2f} s = {wall / limit:.2f}x the limit, "
+                f"ray workers  : {wall:.2f} s = {wall / limit:.2f}x the limit, "
                 f"{cpu / n * 1e6:.0f} us driver CPU/example"
             )
     ray.shutdown()

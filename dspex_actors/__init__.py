@@ -41,6 +41,7 @@ from dspex_actors.evaluate import (
     Evaluate,
     EvaluationResult,
     ParallelExecutor,
+    RayBackend,
     answer_exact_match,
     answer_passage_match,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "PredictInputError",
     "Prediction",
     "ProgramLoadError",
+    "RayBackend",
     "ReAct",
     "Refine",
     "Signature",

@@ -31,8 +31,14 @@ def _wait_for_threads_to_end(
     for thread in threading.enumerate():
         if thread in baseline or thread is threading.current_thread():
             continue
+        if isinstance(thread, threading._DummyThread):
+            continue  # started outside Python (Ray's core worker): never ours, cannot be joined
         thread.join(max(0.0, deadline - time.monotonic()))
-    return [t for t in threading.enumerate() if t not in baseline and t.is_alive()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t not in baseline and t.is_alive() and not isinstance(t, threading._DummyThread)
+    ]
 
 
 def _stacks(threads: list[threading.Thread]) -> str:
@@ -101,6 +107,33 @@ def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyProxy]:
 
     with TinyProxy(directory=tmp_path_factory.mktemp("tinyproxy")) as proxy:
         yield proxy
+
+
+RAY_TEST_KEY = "sk-ray-workers-test-key"
+"""The OPENAI_API_KEY of the Ray test cluster's workers (tests set the driver's to it)."""
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray cluster (2 CPUs) for the whole session; its workers import this
+    checkout and have ``OPENAI_API_KEY=RAY_TEST_KEY``. A missing ``ray`` is an error."""
+    import os
+    from pathlib import Path
+
+    import ray
+
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "OPENAI_API_KEY": RAY_TEST_KEY}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture

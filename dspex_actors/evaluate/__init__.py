@@ -6,6 +6,7 @@ per-item timeouts, ``max_errors`` and Ctrl-C handling that keep every finished r
 """
 
 from dspex_actors.evaluate._async_executor import AsyncExecutor
+from dspex_actors.evaluate._backend import RayBackend
 from dspex_actors.evaluate._evaluate import Evaluate
 from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, ProgressCallback
 from dspex_actors.evaluate._metrics import (
@@ -27,6 +28,7 @@ __all__ = [
     "ParallelExecutor",
     "Progress",
     "ProgressCallback",
+    "RayBackend",
     "TqdmProgress",
     "answer_exact_match",
     "answer_passage_match",

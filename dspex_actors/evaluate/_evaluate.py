@@ -12,7 +12,7 @@ import os
 import sys
 import types
 from collections.abc import Callable, Iterable, Sized
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from dspex_actors._errors import (
     ConfigurationError,
@@ -22,6 +22,7 @@ from dspex_actors._errors import (
     MetricError,
 )
 from dspex_actors.evaluate._async_executor import AsyncExecutor
+from dspex_actors.evaluate._backend import Backend, RayBackend, check_backend, run_batch
 from dspex_actors.evaluate._executor import Outcome, ParallelExecutor, Progress, StopCheck
 from dspex_actors.evaluate._failures import FailureWatch
 from dspex_actors.evaluate._progress import TqdmProgress
@@ -94,7 +95,9 @@ class Evaluate:
     key). Ctrl-C raises :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) with the
     partial result; cancelling ``await evaluate.acall(...)`` raises
     :class:`EvaluationCancelled` (an ``asyncio.CancelledError``) with it. The devset can
-    be any iterable, consumed lazily. ``display_table`` (True, or a number of rows) prints
+    be any iterable, consumed lazily. ``backend="ray"`` (or a :class:`RayBackend`) runs
+    the examples in Ray worker processes, each making its own LM calls, with the same
+    results, failures and partial results. ``display_table`` (True, or a number of rows) prints
     the results as a plain-text table at the end. Every argument except ``devset``
     placement can be overridden per call.
     """
@@ -113,6 +116,7 @@ class Evaluate:
         provide_traceback: bool = False,
         save_as_csv: str | os.PathLike[str] | None = None,
         save_as_json: str | os.PathLike[str] | None = None,
+        backend: Backend = "local",
     ) -> None:
         self.devset = devset
         self.metric = metric
@@ -125,6 +129,8 @@ class Evaluate:
         self.provide_traceback = provide_traceback
         self.save_as_csv = save_as_csv
         self.save_as_json = save_as_json
+        self.backend = backend
+        check_backend(backend, "Evaluate")
         metric_value: object = metric
         if metric_value is not None and not callable(metric_value):
             msg = f"metric must be callable, got {metric!r}"
@@ -172,6 +178,7 @@ class Evaluate:
         provide_traceback: bool | None = None,
         save_as_csv: str | os.PathLike[str] | None = None,
         save_as_json: str | os.PathLike[str] | None = None,
+        backend: Backend | None = None,
     ) -> EvaluationResult:
         """Run ``program`` over the dev set; see the class docstring for the semantics.
 
@@ -192,9 +199,10 @@ class Evaluate:
             provide_traceback=provide_traceback,
             save_as_csv=save_as_csv,
             save_as_json=save_as_json,
+            backend=backend,
         )
         with self._observed(plan, program) as run:
-            if _natively_async(program) and not _loop_running():
+            if plan.backend == "local" and _natively_async(program) and not _loop_running():
                 cancelled: list[EvaluationCancelled] = []
                 try:
                     return run.returns(asyncio.run(self._run_tasks(plan, cancelled)))
@@ -220,6 +228,7 @@ class Evaluate:
         provide_traceback: bool | None = None,
         save_as_csv: str | os.PathLike[str] | None = None,
         save_as_json: str | os.PathLike[str] | None = None,
+        backend: Backend | None = None,
     ) -> EvaluationResult:
         """``await evaluate.acall(program)``: up to ``num_threads`` programs at once as tasks
         on the caller's loop (a program that is not natively async runs on the pool of
@@ -237,9 +246,10 @@ class Evaluate:
             provide_traceback=provide_traceback,
             save_as_csv=save_as_csv,
             save_as_json=save_as_json,
+            backend=backend,
         )
         with self._observed(plan, program) as run:
-            if _natively_async(program):
+            if plan.backend == "local" and _natively_async(program):
                 return run.returns(await self._run_tasks(plan))
             return run.returns(await asyncio.to_thread(self._run_workers, plan))
 
@@ -266,6 +276,7 @@ class Evaluate:
         provide_traceback: bool | None,
         save_as_csv: str | os.PathLike[str] | None,
         save_as_json: str | os.PathLike[str] | None,
+        backend: Backend | None,
     ) -> _Plan:
         """Check one call's arguments against the defaults given to the constructor."""
         metric = self.metric if metric is None else metric
@@ -302,6 +313,7 @@ class Evaluate:
             total=len(devset) if isinstance(devset, Sized) else None,
             csv_path=self.save_as_csv if save_as_csv is None else save_as_csv,
             json_path=self.save_as_json if save_as_json is None else save_as_json,
+            backend=check_backend(self.backend if backend is None else backend, "Evaluate"),
         )
 
     def _run_workers(self, plan: _Plan) -> EvaluationResult:
@@ -315,7 +327,8 @@ class Evaluate:
         watch = FailureWatch()
         executor = self._executor(*plan.executor_args, progress=bar, stop_when=watch)
         try:
-            outcomes = executor.run(process, plan.devset)
+            parts = {"program": program, "metric": metric}
+            outcomes = run_batch(plan.backend, executor, process, plan.devset, parts=parts)
         except EvaluationAborted as exc:
             raise plan.aborted(exc) from exc.__cause__
         except EvaluationInterrupted as exc:
@@ -378,6 +391,7 @@ class _Plan:
     total: int | None
     csv_path: str | os.PathLike[str] | None
     json_path: str | os.PathLike[str] | None
+    backend: Literal["local"] | RayBackend = "local"
 
     @property
     def metric_name(self) -> str:

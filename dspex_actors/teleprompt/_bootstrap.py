@@ -15,6 +15,7 @@ places ahead of the first undecided one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,8 @@ from dspex_actors._errors import (
     EvaluationInterrupted,
     OptimizerError,
 )
-from dspex_actors.evaluate import ParallelExecutor, TqdmProgress
+from dspex_actors.evaluate import ParallelExecutor, Progress, TqdmProgress
+from dspex_actors.evaluate._backend import Backend, check_backend, run_batch
 from dspex_actors.predict import record_trace
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.teleprompt._teleprompter import Teleprompter, check_program, check_trainset
@@ -177,7 +179,8 @@ class BootstrapFewShot(Teleprompter):
     temperature 1.0 with a fresh ``rollout_id`` so the cache gives a new answer.
 
     Extra over DSPy: ``num_threads`` teacher runs at a time with the same result as a
-    sequential run (see the module docstring); ``display_progress`` shows a tqdm bar;
+    sequential run (see the module docstring), in this process or, with
+    ``backend="ray"``, in Ray worker processes; ``display_progress`` shows a tqdm bar;
     when the ``max_errors``-th error is reached (counted in trainset order) an
     :class:`OptimizerError` is raised whose ``partial`` is the dict of predictor name →
     demos bootstrapped before it.
@@ -195,6 +198,7 @@ class BootstrapFewShot(Teleprompter):
         max_errors: int | None = None,
         num_threads: int | None = None,
         display_progress: bool = False,
+        backend: Backend = "local",
     ) -> None:
         if metric is not None and not callable(metric):
             raise OptimizerError(
@@ -227,6 +231,8 @@ class BootstrapFewShot(Teleprompter):
         self.max_errors = max_errors
         self.num_threads = num_threads
         self.display_progress = display_progress
+        self.backend = backend
+        self._where = check_backend(backend, "BootstrapFewShot")
 
     # -- compile -----------------------------------------------------------------------
 
@@ -305,20 +311,11 @@ class BootstrapFewShot(Teleprompter):
             return scan
 
         def run_example(item: tuple[int, Example]) -> _ExampleRun:
-            index, example = item
-            attempts: list[_Attempt] = []
             try:
-                for round_idx in range(self.max_rounds):
-                    if scan.decided():
-                        break
-                    attempt = self._bootstrap_one_example(teacher, example, round_idx)
-                    attempts.append(attempt)
-                    if attempt.success:
-                        break
-                run = _ExampleRun(index, tuple(attempts))
+                run = self._rounds(teacher, item, scan.decided)
                 scan.record(run)
             except BaseException as exc:
-                scan.crash(index, exc)
+                scan.crash(item[0], exc)
                 raise
             return run
 
@@ -334,10 +331,26 @@ class BootstrapFewShot(Teleprompter):
                 yield index, example
 
         show = self.display_progress
+        where = self._where
         with TqdmProgress(total=len(trainset), desc="Bootstrapping", disable=not show) as bar:
-            executor = ParallelExecutor(num_threads, progress=bar if show else None)
+            if where == "local":
+                executor = ParallelExecutor(num_threads, progress=bar if show else None)
+                fn: Callable[[tuple[int, Example]], _ExampleRun] = run_example
+            else:
+                # Ray workers cannot reach the scan: the driver records what they send back.
+                def record(progress: Progress) -> None:
+                    outcome = progress.outcome
+                    if outcome.value is not None:
+                        scan.record(outcome.value)
+                    elif outcome.failure is not None:
+                        scan.crash(outcome.index, outcome.failure.exception or RuntimeError())
+                    if show:
+                        bar(progress)
+
+                executor = ParallelExecutor(num_threads, progress=record)
+                fn = functools.partial(self._rounds, teacher)
             try:
-                outcomes = executor.run(run_example, items())
+                outcomes = run_batch(where, executor, fn, items())
             except EvaluationAborted as exc:
                 raise OptimizerError(
                     f"BootstrapFewShot: bootstrapping stopped early ({exc}); "
@@ -374,6 +387,24 @@ class BootstrapFewShot(Teleprompter):
             scan.attempts,
         )
         return scan
+
+    def _rounds(
+        self,
+        teacher: Module,
+        item: tuple[int, Example],
+        decided: Callable[[], bool] | None = None,
+    ) -> _ExampleRun:
+        """Every round on one example, until one succeeds (or ``decided()`` says stop)."""
+        index, example = item
+        attempts: list[_Attempt] = []
+        for round_idx in range(self.max_rounds):
+            if decided is not None and decided():
+                break
+            attempt = self._bootstrap_one_example(teacher, example, round_idx)
+            attempts.append(attempt)
+            if attempt.success:
+                break
+        return _ExampleRun(index, tuple(attempts))
 
     def _bootstrap_one_example(self, teacher: Module, example: Example, round_idx: int) -> _Attempt:
         """Run a private teacher copy on ``example`` (never among its own demos)."""

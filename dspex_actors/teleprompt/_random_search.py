@@ -30,6 +30,7 @@ from dspex_actors.evaluate import (
     ParallelExecutor,
     TqdmProgress,
 )
+from dspex_actors.evaluate._backend import Backend, check_backend, run_batch
 from dspex_actors.primitives import Example, Module
 from dspex_actors.teleprompt._bootstrap import (
     DEFAULT_MAX_ERRORS,
@@ -64,6 +65,7 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
     candidate (in seed order) reaching it. ``max_errors`` (None: 10, DSPy's default)
     applies to each bootstrap and to each candidate's evaluation; exceeding it raises
     :class:`OptimizerError` whose ``partial`` is the list of candidates scored so far.
+    ``backend="ray"`` bootstraps and scores on Ray worker processes (as ``Evaluate``).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
         stop_at_score: float | None = None,
         metric_threshold: float | None = None,
         display_progress: bool = False,
+        backend: Backend = "local",
     ) -> None:
         if not callable(metric):
             raise OptimizerError(
@@ -117,6 +120,8 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
         self.num_candidate_sets = num_candidate_programs
         self.max_labeled_demos = max_labeled_demos
         self.display_progress = display_progress
+        self.backend = backend
+        self._where = check_backend(backend, "BootstrapFewShotWithRandomSearch")
         # Built once so bad settings fail here, not after the first candidates ran.
         self._bootstrapper(max_bootstrapped_demos)
         logger.info(
@@ -141,6 +146,7 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
             max_errors=self._effective_max_errors(),
             num_threads=self.num_threads,
             display_progress=self.display_progress,
+            backend=self.backend,
         )
 
     # -- compile -----------------------------------------------------------------------
@@ -264,7 +270,8 @@ class BootstrapFewShotWithRandomSearch(Teleprompter):
         with TqdmProgress(total=total, desc="Scoring candidates", disable=not show) as bar:
             executor = ParallelExecutor(num_threads, progress=bar if show else None)
             try:
-                outcomes = executor.run(run, items())
+                parts = {"candidate programs": programs, "metric": metric}
+                outcomes = run_batch(self._where, executor, run, items(), parts=parts)
             except EvaluationAborted as exc:
                 raise OptimizerError(
                     f"BootstrapFewShotWithRandomSearch: scoring candidates stopped early ({exc})",

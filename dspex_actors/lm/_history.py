@@ -2,20 +2,56 @@
 ``inspect_history``, and DSPy's way of printing it.
 
 DSPy's global history grows without bound in a long-running service; here both rings
-drop their oldest entry once full. Entries are plain dicts (messages, outputs, usage,
-cost, model, timestamp, cache flag); they hold prompts and replies, never credentials.
+drop their oldest entry once full. A call is kept as a small record of what it already
+holds (the request and response values, no copies) and becomes a plain dict (messages,
+outputs, usage, cost, model, timestamp, cache flag, uuid) only when read, so recording
+costs an LM call next to nothing. Entries hold prompts and replies, never credentials.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
+import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO, overload
+from typing import Any, NamedTuple, TextIO, overload
 
-__all__ = ["DEFAULT_HISTORY_SIZE", "GLOBAL_HISTORY", "History", "inspect_history"]
+from dspex_actors._types import LMRequest, LMResponse
+
+__all__ = ["DEFAULT_HISTORY_SIZE", "GLOBAL_HISTORY", "CallEntry", "History", "inspect_history"]
 
 DEFAULT_HISTORY_SIZE = 1000
+
+
+class CallEntry(NamedTuple):
+    """One recorded call, as recorded (immutable values); :meth:`as_dict` is its entry."""
+
+    request: LMRequest
+    response: LMResponse
+    model: str
+    cost: float | None
+    time: float
+    """``time.time()`` when it was recorded."""
+    id_bits: int
+    """128 random bits: the entry's uuid."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as DSPy's history holds it (a fresh dict each time)."""
+        response = self.response
+        return {
+            "messages": [dict(message) for message in self.request.messages],
+            "outputs": list(response.texts),
+            "kwargs": dict(self.request.params),
+            "usage": {} if response.cached else dict(response.usage),
+            "cost": self.cost,
+            "model": self.model,
+            "response_model": response.model,
+            "finish_reasons": list(response.finish_reasons),
+            "cached": response.cached,
+            "timestamp": datetime.datetime.fromtimestamp(self.time).isoformat(),
+            "uuid": str(uuid.UUID(int=self.id_bits, version=4)),
+        }
 
 
 class History(Sequence[dict[str, Any]]):
@@ -27,15 +63,16 @@ class History(Sequence[dict[str, Any]]):
     """
 
     def __init__(self, maxlen: int = DEFAULT_HISTORY_SIZE) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._entries: deque[CallEntry | dict[str, Any]] = deque(maxlen=maxlen)
 
     @property
     def maxlen(self) -> int:
         """How many entries the ring keeps."""
         return self._entries.maxlen or 0
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """Add an entry, dropping the oldest when full."""
+    def append(self, entry: CallEntry | dict[str, Any]) -> None:
+        """Add an entry (a recorded call, or an entry dict as is), dropping the oldest when
+        full."""
         if self._entries.maxlen:
             self._entries.append(entry)
 
@@ -45,7 +82,10 @@ class History(Sequence[dict[str, Any]]):
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The entries now, as a list."""
-        return list(self._entries.copy())
+        return [
+            entry.as_dict() if isinstance(entry, CallEntry) else entry
+            for entry in self._entries.copy()
+        ]
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...

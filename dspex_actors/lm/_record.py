@@ -6,13 +6,13 @@ the caller's current usage tracker sees it.
 
 from __future__ import annotations
 
-import datetime
-import uuid
+import random
+import time
 from typing import Any
 
 from dspex_actors._types import LMRequest, LMResponse
 from dspex_actors._usage import current_tracker
-from dspex_actors.lm._history import GLOBAL_HISTORY
+from dspex_actors.lm._history import GLOBAL_HISTORY, CallEntry
 from dspex_actors.lm._lm import LM
 
 __all__ = ["call_cost", "call_usage", "record_call"]
@@ -47,19 +47,9 @@ def record_call(lm: LM, request: LMRequest, response: LMResponse) -> LMResponse:
     if tracker is not None:
         tracker.add_usage(lm.model, usage)
     if lm.history_size:
-        entry = {
-            "messages": [dict(message) for message in request.messages],
-            "outputs": list(response.texts),
-            "kwargs": dict(request.params),
-            "usage": {} if response.cached else dict(response.usage),
-            "cost": usage.get("cost"),
-            "model": lm.model,
-            "response_model": response.model,
-            "finish_reasons": list(response.finish_reasons),
-            "cached": response.cached,
-            "timestamp": datetime.datetime.now().isoformat(),
-            "uuid": str(uuid.uuid4()),
-        }
+        entry = CallEntry(
+            request, response, lm.model, usage.get("cost"), time.time(), random.getrandbits(128)
+        )
         lm.history.append(entry)
         GLOBAL_HISTORY.append(entry)
     return response

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
+
+from dspex_actors._ids import random_uuid
 
 __all__ = [
     "BaseCallback",
@@ -136,7 +137,7 @@ class Hook:
     def __init__(self, kind: str, callbacks: list[Any]) -> None:
         self.kind = kind
         self.callbacks = callbacks
-        self.call_id = uuid.uuid4().hex
+        self.call_id = random_uuid().hex
 
     def start(self, instance: Any, inputs: dict[str, Any]) -> None:
         for callback in self.callbacks:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cachetools
 import pykka
@@ -38,8 +38,10 @@ from dspex_actors._types import (
     Submit,
 )
 from dspex_actors.cache._sqlite import SQLiteTier
-from dspex_actors.shared._cache import SharedCache
 from supervision import SimpleQueueInbox, Supervised
+
+if TYPE_CHECKING:  # redis-py is an optional extra: imported only with redis_url
+    from dspex_actors.shared._cache import SharedCache
 
 __all__ = [
     "CacheActor",

@@ -17,9 +17,10 @@ import json
 import logging
 import secrets
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio
+if TYPE_CHECKING:
+    import redis.asyncio
 
 from dspex_actors.lm._breaker import EndpointBreaker
 from dspex_actors.shared._link import FIRST_BACKOFF, MAX_BACKOFF, RedisLink, RedisUnavailable

@@ -19,9 +19,10 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio
+if TYPE_CHECKING:
+    import redis.asyncio
 
 from dspex_actors._types import LMResponse
 from dspex_actors.cache._sqlite import _decode, _encode

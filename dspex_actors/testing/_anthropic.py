@@ -54,6 +54,7 @@ _ERROR_TYPES = {
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
 _TOOL_FIELDS = frozenset({"type", "name", "description", "input_schema", "cache_control"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_SERVER_TOOL = re.compile(r"^[a-z_]+_\d{8}$")
 _CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -66,8 +67,15 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         where = f"tools.{index}.custom"
         if not isinstance(tool, dict):
             raise _invalid(f"tools.{index}: Input should be a valid dictionary")
-        if tool.get("type", "custom") != "custom":
-            continue  # a server tool (web search, ...): not one the model calls here
+        kind = tool.get("type", "custom")
+        if kind != "custom" and isinstance(kind, str) and _SERVER_TOOL.match(kind):
+            continue  # a server tool (web_search_20250305, ...): not one the model calls here
+        if kind != "custom":
+            raise _invalid(
+                f"tools.{index}: Input tag '{kind}' found using 'type' does not match any of "
+                "the expected tags: 'custom' or a versioned server tool (e.g. "
+                "'web_search_20250305')"
+            )
         for name in tool:
             if name not in _TOOL_FIELDS:
                 raise _invalid(f"{where}.{name}: Extra inputs are not permitted")
@@ -101,10 +109,14 @@ def _tool_choice(choice: Any) -> str | None:
     return "none" if kind == "none" else None
 
 
-def _has_tool_result(content: Any) -> bool:
-    return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
-    )
+def _tool_results(content: Any) -> list[str]:
+    """The texts of a turn's ``tool_result`` blocks."""
+    blocks = content if isinstance(content, list) else []
+    return [
+        _text_of(block.get("content", ""), "tool_result.content") or ""
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
 
 
 def _invalid(message: str) -> WireError:
@@ -194,11 +206,11 @@ class AnthropicWire(WireProtocol):
             assert isinstance(message, dict)
             if "content" not in message:
                 raise _invalid(f"messages.{index}.content: Field required")
-            if _has_tool_result(message["content"]):
-                chat.append({"role": "tool", "content": "tool results"})
-            chat.append(
-                {"role": role, "content": _text_of(message["content"], f"messages.{index}.content")}
-            )
+            text = _text_of(message["content"], f"messages.{index}.content")
+            results = _tool_results(message["content"])
+            chat.extend({"role": "tool", "content": result} for result in results)
+            if text or not results:  # a turn of tool results only is no user text
+                chat.append({"role": role, "content": text})
         name = body["model"]
         if not isinstance(name, str) or not name:
             raise _invalid("model: Input should be a valid string")

@@ -13,6 +13,7 @@ does and reach responders in OpenAI's format; a :class:`ToolCallReply` is answer
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -168,12 +169,14 @@ def _tool_choice(config: Any) -> str | None:
     return "none" if mode == "NONE" else None
 
 
-def _function_response(content: Any) -> bool:
+def _function_responses(content: Any) -> list[str]:
+    """The ``response`` objects (as JSON) of a turn's ``functionResponse`` parts."""
     parts = content.get("parts") if isinstance(content, dict) else None
-    return isinstance(parts, list) and any(
-        isinstance(p, dict) and ("functionResponse" in p or "function_response" in p)
-        for p in parts
-    )
+    listed = parts if isinstance(parts, list) else []
+    responses = [
+        p.get("functionResponse", p.get("function_response")) for p in listed if isinstance(p, dict)
+    ]
+    return [json.dumps(r.get("response")) for r in responses if isinstance(r, dict)]
 
 
 def _parts(choice_text: str, reply: str) -> list[dict[str, Any]]:
@@ -220,9 +223,10 @@ class GeminiWire(WireProtocol):
             if role not in ("user", "model"):
                 raise WireError(400, "Please use a valid role: user, model.")
             text = _parts_text(content, f"contents[{index}]")
-            if _function_response(content):
-                chat.append({"role": "tool", "content": "function responses"})
-            chat.append({"role": "assistant" if role == "model" else "user", "content": text})
+            responses = _function_responses(content)
+            chat.extend({"role": "tool", "content": response} for response in responses)
+            if text or not responses:  # a turn of function responses only is no user text
+                chat.append({"role": "assistant" if role == "model" else "user", "content": text})
         config = request.get("generationConfig") or {}
         if not isinstance(config, dict):
             raise WireError(

@@ -204,6 +204,8 @@ class _EventDecoder(StreamDecoder):
         self._served_by = ""
         self._stop_reason: Any = None
         self._last: tuple[str, dict[str, Any]] | None = None
+        self._uses: dict[int, tuple[str | None, str, list[str]]] = {}
+        """Streamed ``tool_use`` blocks by index: id, name, the input's JSON pieces."""
 
     def _event(self, data: str) -> dict[str, Any]:
         if self._last is not None and self._last[0] is data:
@@ -228,6 +230,14 @@ class _EventDecoder(StreamDecoder):
             if delta.get("type") == "text_delta" and isinstance(text, str) and text:
                 self._texts.append(text)
                 return [(0, text)]
+            use = self._uses.get(event.get("index", -1))
+            if delta.get("type") == "input_json_delta" and use is not None:
+                use[2].append(str(delta.get("partial_json") or ""))
+        elif kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                [call] = _tool_calls([block], self._malformed)
+                self._uses[int(event.get("index") or 0)] = (call.id, call.name, [])
         elif kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
@@ -262,11 +272,23 @@ class _EventDecoder(StreamDecoder):
         text = "".join(self._texts)
         if self._stop_reason == "refusal":
             raise _refused(self._model_id, self._endpoint, text)
-        if not self._texts:
+        calls = tuple(self._streamed_call(*self._uses[i]) for i in sorted(self._uses))
+        if not self._texts and not calls:
             raise self._malformed("the stream ended without any text")
         return LMResponse(
             texts=(text,),
             usage=_usage(self._usage),
             model=self._served_by,
             finish_reasons=(_finish(self._stop_reason),),
+            tool_calls=(calls,) if calls else (),
         )
+
+    def _streamed_call(self, call_id: str | None, name: str, pieces: list[str]) -> LMToolCall:
+        arguments = "".join(pieces) or "{}"
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise self._malformed(f"the streamed input of tool_use {name!r} is not a JSON object")
+        return LMToolCall(call_id, name, arguments)

@@ -148,10 +148,11 @@ class GeminiProvider(Provider):
 
 
 def _function_calls(
-    candidate: dict[str, Any], bad: Callable[[str], MalformedResponseError]
+    candidate: dict[str, Any], bad: Callable[[str], MalformedResponseError], first: int = 0
 ) -> tuple[LMToolCall, ...]:
     """A candidate's ``functionCall`` parts (``{name, args}``, ``id`` when sent), arguments
-    encoded as JSON text; a call without an id gets ``call_<index>``, stable per reply."""
+    encoded as JSON text; a call without an id gets ``call_<index>`` (counted from ``first``,
+    the calls a stream already brought), stable per reply."""
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     calls: list[LMToolCall] = []
@@ -168,7 +169,7 @@ def _function_calls(
         call_id = call.get("id")
         calls.append(
             LMToolCall(
-                call_id if isinstance(call_id, str) and call_id else f"call_{len(calls)}",
+                call_id if isinstance(call_id, str) and call_id else f"call_{first + len(calls)}",
                 name,
                 json.dumps(arguments, ensure_ascii=False),
             )
@@ -233,6 +234,7 @@ class _ChunkDecoder(StreamDecoder):
         self._malformed = malformed("gemini", model, endpoint)
         self._texts: dict[int, list[str]] = {}
         self._reasons: dict[int, str] = {}
+        self._calls: dict[int, list[LMToolCall]] = {}
         self._usage: dict[str, int] = {}
         self._served_by = ""
 
@@ -260,6 +262,8 @@ class _ChunkDecoder(StreamDecoder):
             if text:
                 texts.append(text)
                 pieces.append((index, text))
+            calls = self._calls.setdefault(index, [])
+            calls.extend(_function_calls(candidate, self._malformed, first=len(calls)))
             reason = candidate.get("finishReason")
             if isinstance(reason, str):
                 if reason in _BLOCKED and not texts:
@@ -269,13 +273,18 @@ class _ChunkDecoder(StreamDecoder):
 
     def result(self) -> LMResponse:
         order = sorted(self._texts)
-        if not order or not any(self._texts[i] for i in order):
+        calls = tuple(tuple(self._calls.get(i, ())) for i in order)
+        if not order or not any(self._texts[i] or calls[n] for n, i in enumerate(order)):
             raise self._malformed("the stream ended without any text")
         return LMResponse(
             texts=tuple("".join(self._texts[i]) for i in order),
             usage=self._usage,
             model=self._served_by,
-            finish_reasons=tuple(_finish(self._reasons.get(i)) for i in order),
+            finish_reasons=tuple(
+                "tool_calls" if calls[n] else _finish(self._reasons.get(i))
+                for n, i in enumerate(order)
+            ),
+            tool_calls=calls if any(calls) else (),
         )
 
     def at_end(self) -> LMResponse | None:

@@ -55,7 +55,13 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "s
 _TOOL_FIELDS = frozenset({"type", "name", "description", "input_schema", "cache_control"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _SERVER_TOOL = re.compile(r"^[a-z_]+_\d{8}$")
-_CHOICES = ("auto", "any", "tool", "none")
+_CHOICES = {
+    "auto": frozenset({"type", "disable_parallel_tool_use"}),
+    "any": frozenset({"type", "disable_parallel_tool_use"}),
+    "tool": frozenset({"type", "name", "disable_parallel_tool_use"}),
+    "none": frozenset({"type"}),
+}
+"""The ``tool_choice`` types and the fields each takes."""
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
@@ -104,6 +110,9 @@ def _tool_choice(choice: Any) -> str | None:
             f"tool_choice: Input tag '{kind}' found using 'type' does not match any of the "
             "expected tags: " + ", ".join(f"'{c}'" for c in _CHOICES)
         )
+    for name in choice:
+        if name not in _CHOICES[kind]:
+            raise _invalid(f"tool_choice.{kind}.{name}: Extra inputs are not permitted")
     if kind == "tool" and not isinstance(choice.get("name"), str):
         raise _invalid("tool_choice.tool.name: Field required")
     return "none" if kind == "none" else None
@@ -219,6 +228,8 @@ class AnthropicWire(WireProtocol):
         if "tools" in body:
             params["tools"] = _tools(body["tools"])
         if "tool_choice" in body:
+            if not body.get("tools"):
+                raise _invalid("tool_choice may only be specified while providing tools.")
             params["tool_choice"] = _tool_choice(body["tool_choice"])
         return ChatRequest(model=name, messages=chat, params=params, headers=dict(headers))
 

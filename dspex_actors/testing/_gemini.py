@@ -159,12 +159,19 @@ def _tool_choice(config: Any) -> str | None:
             400, "Invalid JSON payload received. function_calling_config must be an object."
         )
     names = frozenset({"mode", "allowedFunctionNames"})
-    mode = _camel_keys(function_config, names, "function_calling_config").get("mode", "AUTO")
+    function_config = _camel_keys(function_config, names, "function_calling_config")
+    mode = function_config.get("mode", "AUTO")
     if mode not in _MODES:
         raise WireError(
             400,
             "Invalid value at 'tool_config.function_calling_config.mode' (type.googleapis.com/"
             f'google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "{mode}"',
+        )
+    if function_config.get("allowedFunctionNames") and mode not in ("ANY", "VALIDATED"):
+        raise WireError(
+            400,
+            "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names:"
+            " allowed_function_names may only be set when mode is ANY or VALIDATED.",
         )
     return "none" if mode == "NONE" else None
 

@@ -362,8 +362,16 @@ def test_anthropic_tools_are_validated(server: LocalLMServer) -> None:
             {"tools": [{"name": "f", "input_schema": MULTIPLY_SCHEMA, "parameters": {}}]},
             "tools.0.custom.parameters: Extra inputs are not permitted",
         ),
-        ({"tool_choice": {"type": "required"}}, "Input tag 'required' found using 'type'"),
-        ({"tool_choice": {"type": "tool"}}, "tool_choice.tool.name: Field required"),
+        ({"tool_choice": {"type": "auto"}}, "tool_choice may only be specified while providing"),
+    ]
+    tools = {"tools": [{"name": "f", "input_schema": MULTIPLY_SCHEMA}]}
+    cases += [
+        ({**tools, "tool_choice": {"type": "required"}}, "Input tag 'required' found using 'type'"),
+        ({**tools, "tool_choice": {"type": "tool"}}, "tool_choice.tool.name: Field required"),
+        (
+            {**tools, "tool_choice": {"type": "none", "disable_parallel_tool_use": True}},
+            "tool_choice.none.disable_parallel_tool_use: Extra inputs are not permitted",
+        ),
     ]
     for extra, message in cases:
         reply = _raw(server, "/v1/messages", {**good, **extra}, **auth)
@@ -451,6 +459,10 @@ def test_gemini_tools_are_validated(server: LocalLMServer) -> None:
         (
             {"toolConfig": {"functionCallingConfig": {"mode": "REQUIRED"}}},
             "Invalid value at 'tool_config.function_calling_config.mode'",
+        ),
+        (
+            {"tool_config": {"function_calling_config": {"allowed_function_names": ["f"]}}},
+            "allowed_function_names may only be set when mode is ANY",
         ),
     ]
     for extra, message in cases:

@@ -100,8 +100,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return declared
 
 
-def _tool_choice(choice: Any) -> str | None:
-    """``tool_choice`` validated; ``"none"`` when it forbids tool calls."""
+def _tool_choice(choice: Any) -> str | dict[str, Any] | None:
+    """``tool_choice`` validated, in OpenAI's form when it forbids calls or forces one."""
     if not isinstance(choice, dict):
         raise _invalid("tool_choice: Input should be a valid dictionary")
     kind = choice.get("type")
@@ -115,6 +115,8 @@ def _tool_choice(choice: Any) -> str | None:
             raise _invalid(f"tool_choice.{kind}.{name}: Extra inputs are not permitted")
     if kind == "tool" and not isinstance(choice.get("name"), str):
         raise _invalid("tool_choice.tool.name: Field required")
+    if kind == "tool":
+        return {"type": "function", "function": {"name": choice["name"]}}
     return "none" if kind == "none" else None
 
 

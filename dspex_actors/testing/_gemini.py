@@ -148,8 +148,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return declared
 
 
-def _tool_choice(config: Any) -> str | None:
-    """``toolConfig`` validated; ``"none"`` when its mode forbids function calls."""
+def _tool_choice(config: Any) -> str | dict[str, Any] | None:
+    """``toolConfig`` validated, in OpenAI's form when it forbids calls or allows just one."""
     if not isinstance(config, dict):
         raise WireError(400, "Invalid JSON payload received. tool_config must be an object.")
     calling = _camel_keys(config, frozenset({"functionCallingConfig", "retrievalConfig"}), "")
@@ -173,6 +173,9 @@ def _tool_choice(config: Any) -> str | None:
             "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names:"
             " allowed_function_names may only be set when mode is ANY or VALIDATED.",
         )
+    allowed = function_config.get("allowedFunctionNames")
+    if isinstance(allowed, list) and len(allowed) == 1 and isinstance(allowed[0], str):
+        return {"type": "function", "function": {"name": allowed[0]}}
     return "none" if mode == "NONE" else None
 
 

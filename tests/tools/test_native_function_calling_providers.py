@@ -111,6 +111,22 @@ def test_required_and_no_parallel_calls_reach_the_request(
 
 
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_a_forced_tool_is_the_one_called(model: str, lm_server: LocalLMServer) -> None:
+    forced = {"type": "function", "function": {"name": "lookup"}}
+    with dx.ActorSystem(lm=_lm(model, lm_server)):
+        pred = dx.Predict(Calls, adapter=NATIVE, tool_choice=forced)(
+            question="multiply 6 by 7", tools=TOOLS
+        )
+    [call] = pred.calls.tool_calls
+    assert (call.name, call.args) == ("lookup", {"query": "multiply 6 by 7"})
+    sent = lm_server.stats().requests[-1]
+    if model.startswith("anthropic/"):
+        assert sent["tool_choice"] == {"type": "tool", "name": "lookup"}
+    else:
+        assert sent["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"] == ["lookup"]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
 def test_a_streamed_reply_brings_the_call(model: str, lm_server: LocalLMServer) -> None:
     program = dx.Predict(Calls, adapter=NATIVE)
     streamed = dx.streamify(

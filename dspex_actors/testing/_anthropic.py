@@ -5,16 +5,22 @@ newer SDKs send) and an ``anthropic-version`` header,
 ``model``/``max_tokens``/``messages`` required, no unknown fields, user/assistant roles
 only (the system prompt is top level), alternating turns starting with the user.
 Errors are ``{"type": "error", "error": {"type": ..., "message": ...}}``; 529 is
-``overloaded_error``. Streams are typed events ending with ``message_stop``.
+``overloaded_error``. Streams are typed events ending with ``message_stop``. ``tools`` and
+``tool_choice`` are validated as the API does and reach responders in OpenAI's format; a
+:class:`ToolCallReply` is answered with ``tool_use`` blocks (stop_reason ``tool_use``), and
+a user turn holding ``tool_result`` blocks reaches them as a ``tool`` message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from dspex_actors.testing._responders import ChatRequest
+from dspex_actors.testing._tool_calls import ToolCallReply
 from dspex_actors.testing._wire import (
     StreamEvents,
     WireError,
@@ -46,6 +52,82 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+_TOOL_FIELDS = frozenset({"type", "name", "description", "input_schema", "cache_control"})
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_SERVER_TOOL = re.compile(r"^[a-z_]+_\d{8}$")
+_CHOICES = {
+    "auto": frozenset({"type", "disable_parallel_tool_use"}),
+    "any": frozenset({"type", "disable_parallel_tool_use"}),
+    "tool": frozenset({"type", "name", "disable_parallel_tool_use"}),
+    "none": frozenset({"type"}),
+}
+"""The ``tool_choice`` types and the fields each takes."""
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    """Custom tools validated as the API does, in OpenAI's format for the responders."""
+    if not isinstance(tools, list):
+        raise _invalid("tools: Input should be a valid list")
+    declared = []
+    for index, tool in enumerate(tools):
+        where = f"tools.{index}.custom"
+        if not isinstance(tool, dict):
+            raise _invalid(f"tools.{index}: Input should be a valid dictionary")
+        kind = tool.get("type", "custom")
+        if kind != "custom" and isinstance(kind, str) and _SERVER_TOOL.match(kind):
+            continue  # a server tool (web_search_20250305, ...): not one the model calls here
+        if kind != "custom":
+            raise _invalid(
+                f"tools.{index}: Input tag '{kind}' found using 'type' does not match any of "
+                "the expected tags: 'custom' or a versioned server tool (e.g. "
+                "'web_search_20250305')"
+            )
+        for name in tool:
+            if name not in _TOOL_FIELDS:
+                raise _invalid(f"{where}.{name}: Extra inputs are not permitted")
+        for name in ("name", "input_schema"):
+            if name not in tool:
+                raise _invalid(f"{where}.{name}: Field required")
+        if not isinstance(tool["name"], str) or not _TOOL_NAME.match(tool["name"]):
+            raise _invalid(f"{where}.name: String should match pattern '{_TOOL_NAME.pattern}'")
+        schema = tool["input_schema"]
+        if not isinstance(schema, dict):
+            raise _invalid(f"{where}.input_schema: Input should be a valid dictionary")
+        if schema.get("type") != "object":
+            raise _invalid(f"{where}.input_schema.type: Input should be 'object'")
+        function = {"name": tool["name"], "description": tool.get("description", "")}
+        declared.append({"type": "function", "function": {**function, "parameters": schema}})
+    return declared
+
+
+def _tool_choice(choice: Any) -> str | dict[str, Any] | None:
+    """``tool_choice`` validated, in OpenAI's form when it forbids calls or forces one."""
+    if not isinstance(choice, dict):
+        raise _invalid("tool_choice: Input should be a valid dictionary")
+    kind = choice.get("type")
+    if kind not in _CHOICES:
+        raise _invalid(
+            f"tool_choice: Input tag '{kind}' found using 'type' does not match any of the "
+            "expected tags: " + ", ".join(f"'{c}'" for c in _CHOICES)
+        )
+    for name in choice:
+        if name not in _CHOICES[kind]:
+            raise _invalid(f"tool_choice.{kind}.{name}: Extra inputs are not permitted")
+    if kind == "tool" and not isinstance(choice.get("name"), str):
+        raise _invalid("tool_choice.tool.name: Field required")
+    if kind == "tool":
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return "none" if kind == "none" else None
+
+
+def _tool_results(content: Any) -> list[str]:
+    """The texts of a turn's ``tool_result`` blocks."""
+    blocks = content if isinstance(content, list) else []
+    return [
+        _text_of(block.get("content", ""), "tool_result.content") or ""
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
 
 
 def _invalid(message: str) -> WireError:
@@ -135,14 +217,22 @@ class AnthropicWire(WireProtocol):
             assert isinstance(message, dict)
             if "content" not in message:
                 raise _invalid(f"messages.{index}.content: Field required")
-            chat.append(
-                {"role": role, "content": _text_of(message["content"], f"messages.{index}.content")}
-            )
+            text = _text_of(message["content"], f"messages.{index}.content")
+            results = _tool_results(message["content"])
+            chat.extend({"role": "tool", "content": result} for result in results)
+            if text or not results:  # a turn of tool results only is no user text
+                chat.append({"role": role, "content": text})
         name = body["model"]
         if not isinstance(name, str) or not name:
             raise _invalid("model: Input should be a valid string")
         params = {k: v for k, v in body.items() if k not in {"model", "messages", "system"}}
         params["n"] = 1
+        if "tools" in body:
+            params["tools"] = _tools(body["tools"])
+        if "tool_choice" in body:
+            if not body.get("tools"):
+                raise _invalid("tool_choice may only be specified while providing tools.")
+            params["tool_choice"] = _tool_choice(body["tool_choice"])
         return ChatRequest(model=name, messages=chat, params=params, headers=dict(headers))
 
     def error_body(self, status: int, message: str) -> bytes:
@@ -157,6 +247,13 @@ class AnthropicWire(WireProtocol):
         prompt = prompt_tokens(request)
         stop_reason = _STOP_REASONS[choice.finish]
         content: list[dict[str, Any]] = [{"type": "text", "text": choice.text}]
+        if isinstance(texts[0], ToolCallReply):
+            content = content if choice.text else []
+            content += [
+                {"type": "tool_use", "id": f"toolu_{reply_id}_{index}", "name": name, "input": args}
+                for index, (name, args) in enumerate(texts[0].calls)
+            ]
+            stop_reason = "tool_use"
         if fault == "no_choices":
             content = []
         elif fault == "blocked":
@@ -194,24 +291,29 @@ class AnthropicWire(WireProtocol):
         payloads: list[tuple[str, dict[str, Any]]] = [
             ("message_start", {"type": "message_start", "message": start}),
         ]
-        if message["content"]:
+        for index, block in enumerate(message["content"]):
+            opened: dict[str, Any] = {"type": "text", "text": ""}
+            key, kind, whole = "text", "text_delta", text
+            if block["type"] == "tool_use":
+                opened = {**block, "input": {}}
+                key, kind, whole = "partial_json", "input_json_delta", json.dumps(block["input"])
             payloads.append(
                 (
                     "content_block_start",
-                    {"type": "content_block_start", "index": 0,
-                     "content_block": {"type": "text", "text": ""}},
+                    {"type": "content_block_start", "index": index, "content_block": opened},
                 )
-            )  # fmt: skip
-            payloads.append(("ping", {"type": "ping"}))
-            for piece in pieces(text, chunk_chars):
-                delta = {"type": "text_delta", "text": piece}
+            )
+            if index == 0:
+                payloads.append(("ping", {"type": "ping"}))
+            for piece in pieces(whole, chunk_chars):
+                delta = {"type": kind, key: piece}
                 payloads.append(
                     (
                         "content_block_delta",
-                        {"type": "content_block_delta", "index": 0, "delta": delta},
+                        {"type": "content_block_delta", "index": index, "delta": delta},
                     )
                 )
-            payloads.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            payloads.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         end = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
         payloads.append(
             ("message_delta", {"type": "message_delta", "delta": end,

@@ -2,7 +2,8 @@
 
 A request with ``tools`` (OpenAI's ``[{"type": "function", "function": {name, parameters}}]``;
 the Anthropic and Gemini routes translate theirs to it) and no tool results yet is answered
-with one call of the tool named in the question (else the first listed), its arguments
+with one call of the tool ``tool_choice`` forces (``{"type": "function", "function":
+{"name": ...}}``), else the tool named in the question (else the first listed), its arguments
 read off the question as the ReAct agent reads them (``_agent.tool_arguments``), and no
 text, as a model that decides to call a tool does. Once the conversation holds a tool
 result (a ``tool`` message), the reply is text again.
@@ -61,8 +62,12 @@ def planned_tool_calls(
 ) -> list[tuple[str, dict[str, Any]]]:
     """The calls to answer with: one, while the request has tools and no tool result yet."""
     tools = _declared_tools(params.get("tools"))
-    if not tools or params.get("tool_choice") == "none":
+    choice = params.get("tool_choice")
+    if not tools or choice == "none":
         return []
+    function = choice.get("function") if isinstance(choice, Mapping) else None
+    forced = function.get("name") if isinstance(function, Mapping) else None
+    tools = [tool for tool in tools if tool[0] == forced] or tools
     if any(message.get("role") == "tool" for message in messages):
         return []
     name, schemas = choose_tool(question, tools)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import dspex_actors as dx
+from dspex_actors._types import LMToolCall
 from dspex_actors.lm.providers import AnthropicProvider, GeminiProvider, OpenAIProvider
 
 WHERE = {"model": "p/m", "endpoint": "https://api.example/x"}
@@ -58,8 +59,11 @@ def test_anthropic_usage_counts_cache_tokens_and_joins_text_blocks() -> None:
 def test_anthropic_tool_only_and_refusal() -> None:
     provider = AnthropicProvider()
     tool_only = {"content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}
-    with pytest.raises(dx.MalformedResponseError, match=r"anthropic.*no text.*tool_use"):
-        provider.parse({**tool_only, "stop_reason": "tool_use"}, **WHERE)
+    reply = provider.parse({**tool_only, "stop_reason": "tool_use"}, **WHERE)
+    assert reply.texts == ("",) and reply.tool_calls[0][0].name == "f"  # native calling
+    thinking = {"content": [{"type": "thinking", "thinking": "hm"}]}
+    with pytest.raises(dx.MalformedResponseError, match=r"anthropic.*no text.*thinking"):
+        provider.parse(thinking, **WHERE)
     with pytest.raises(dx.ContentBlockedError) as refused:
         provider.parse({"content": [], "stop_reason": "refusal"}, **WHERE)
     assert refused.value.reason == "refusal"
@@ -113,8 +117,11 @@ def test_gemini_safety_stop_and_function_call_only() -> None:
         provider.parse({"candidates": [{"finishReason": "SAFETY", "index": 0}]}, **WHERE)
     assert blocked.value.reason == "SAFETY"
     call = {"content": {"parts": [{"functionCall": {"name": "f"}}]}, "finishReason": "STOP"}
+    reply = provider.parse({"candidates": [call]}, **WHERE)
+    assert reply.texts == ("",) and reply.tool_calls[0][0].id == "call_0"  # native calling
+    thought = {"content": {"parts": [{"text": "hm", "thought": True}]}, "finishReason": "STOP"}
     with pytest.raises(dx.MalformedResponseError, match=r"gemini.*no text"):
-        provider.parse({"candidates": [call]}, **WHERE)
+        provider.parse({"candidates": [thought]}, **WHERE)
     decoder = provider.stream_decoder(**WHERE)
     decoder.feed(json.dumps({"candidates": [{"content": {"parts": [{"text": "x"}]}}]}))
     assert decoder.at_end() is None  # no finishReason yet: the stream was cut
@@ -141,3 +148,38 @@ def test_error_bodies_give_the_providers_words() -> None:
     }
     assert GeminiProvider().error_message(gemini_body) == "INVALID_ARGUMENT: API key not valid."
     assert OpenAIProvider().error_message({"detail": "no"}) is None
+
+
+def _tool_use_events(partial_json: list[str]) -> list[dict[str, Any]]:
+    use = {"type": "tool_use", "id": "toolu_9", "name": "f", "input": {}}
+    return [
+        {"type": "content_block_start", "index": 0, "content_block": use},
+        *(
+            {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "input_json_delta", "partial_json": piece}}
+            for piece in partial_json
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+
+
+def test_anthropic_stream_of_a_tool_use_and_a_broken_input() -> None:
+    provider = AnthropicProvider()
+    reply = stream(provider.stream_decoder(**WHERE), _tool_use_events(['{"x"', ": 1}"]))
+    assert reply.texts == ("",) and reply.finish_reasons == ("tool_calls",)
+    assert reply.tool_calls == ((LMToolCall("toolu_9", "f", '{"x": 1}'),),)
+    with pytest.raises(dx.MalformedResponseError, match="input of tool_use 'f' is not a JSON"):
+        stream(provider.stream_decoder(**WHERE), _tool_use_events(['{"x"']))
+
+
+def test_gemini_stream_numbers_calls_across_chunks() -> None:
+    decoder = GeminiProvider().stream_decoder(**WHERE)
+    for name in ("f", "g"):
+        part = {"functionCall": {"name": name, "args": {}}}
+        decoder.feed(json.dumps({"candidates": [{"content": {"parts": [part]}, "index": 0}]}))
+    decoder.feed(json.dumps({"candidates": [{"index": 0, "finishReason": "STOP"}]}))
+    reply = decoder.at_end()
+    assert reply is not None and reply.finish_reasons == ("tool_calls",)
+    assert [(c.id, c.name) for c in reply.tool_calls[0]] == [("call_0", "f"), ("call_1", "g")]

@@ -276,3 +276,197 @@ def test_openai_and_azure_sdks(server: LocalLMServer) -> None:
         timeout=10,
     )
     assert no_version.status_code == 404
+
+
+# --- Tool calls (native function calling) on the Anthropic and Gemini routes ------------
+
+MULTIPLY_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+}
+
+
+def test_anthropic_sdk_tool_use_then_tool_result(claude: anthropic.Anthropic) -> None:
+    tools: Any = [
+        {"name": "multiply", "description": "Multiply.", "input_schema": MULTIPLY_SCHEMA},
+        {"name": "lookup", "input_schema": {"type": "object", "properties": {}}},
+    ]
+    asked: Any = [{"role": "user", "content": "multiply 6 by 7"}]
+    message = claude.messages.create(
+        model="claude-sonnet-4-5", max_tokens=50, tools=tools, messages=asked
+    )
+    assert message.stop_reason == "tool_use"
+    [use] = message.content
+    assert use.type == "tool_use" and use.name == "multiply" and use.input == {"a": 6, "b": 7}
+    assert use.id.startswith("toolu_")
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "42"}
+    answered = claude.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=50,
+        tools=tools,
+        messages=[
+            *asked,
+            {"role": "assistant", "content": [use.model_dump()]},
+            {"role": "user", "content": [result]},
+        ],
+    )
+    assert answered.stop_reason == "end_turn" and answered.content[0].type == "text"
+    refused = claude.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=50,
+        tools=tools,
+        tool_choice={"type": "none"},
+        messages=[{"role": "user", "content": "What is 2 + 3?"}],
+    )
+    assert refused.content[0].type == "text" and refused.content[0].text == "5"
+
+
+def test_anthropic_sdk_streams_a_tool_use(
+    server: LocalLMServer, claude: anthropic.Anthropic
+) -> None:
+    tools: Any = [{"name": "multiply", "input_schema": MULTIPLY_SCHEMA}]
+    with claude.messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=50,
+        tools=tools,
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+        messages=[{"role": "user", "content": "multiply 12 by 3"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    [use] = final.content
+    assert use.type == "tool_use" and (use.name, use.input) == ("multiply", {"a": 12, "b": 3})
+    assert server.stats().streams == 1
+
+
+def test_anthropic_tools_are_validated(server: LocalLMServer) -> None:
+    auth = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    good = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    cases = [
+        ({"tools": [{"name": "f"}]}, "tools.0.custom.input_schema: Field required"),
+        ({"tools": [{"input_schema": MULTIPLY_SCHEMA}]}, "tools.0.custom.name: Field required"),
+        (
+            {"tools": [{"name": "f", "input_schema": {"type": "string"}}]},
+            "tools.0.custom.input_schema.type: Input should be 'object'",
+        ),
+        (
+            {"tools": [{"name": "bad name", "input_schema": MULTIPLY_SCHEMA}]},
+            "tools.0.custom.name: String should match pattern",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}]},
+            "tools.0: Input tag 'function' found using 'type'",  # OpenAI's shape refused
+        ),
+        (
+            {"tools": [{"name": "f", "input_schema": MULTIPLY_SCHEMA, "parameters": {}}]},
+            "tools.0.custom.parameters: Extra inputs are not permitted",
+        ),
+        ({"tool_choice": {"type": "auto"}}, "tool_choice may only be specified while providing"),
+    ]
+    tools = {"tools": [{"name": "f", "input_schema": MULTIPLY_SCHEMA}]}
+    cases += [
+        ({**tools, "tool_choice": {"type": "required"}}, "Input tag 'required' found using 'type'"),
+        ({**tools, "tool_choice": {"type": "tool"}}, "tool_choice.tool.name: Field required"),
+        (
+            {**tools, "tool_choice": {"type": "none", "disable_parallel_tool_use": True}},
+            "tool_choice.none.disable_parallel_tool_use: Extra inputs are not permitted",
+        ),
+    ]
+    for extra, message in cases:
+        reply = _raw(server, "/v1/messages", {**good, **extra}, **auth)
+        assert reply.status_code == 400, extra
+        error = reply.json()["error"]
+        assert error["type"] == "invalid_request_error" and message in error["message"], extra
+
+
+def _multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+def test_gemini_sdk_function_call_and_automatic_calling(
+    server: LocalLMServer, gemini: genai.Client
+) -> None:
+    declaration = genai_types.FunctionDeclaration(
+        name="multiply", description="Multiply.", parameters_json_schema=MULTIPLY_SCHEMA
+    )
+    config = genai_types.GenerateContentConfig(
+        tools=[genai_types.Tool(function_declarations=[declaration])]
+    )
+    response = gemini.models.generate_content(
+        model="gemini-2.5-flash", contents="multiply 6 by 7", config=config
+    )
+    assert response.function_calls is not None
+    [call] = response.function_calls
+    assert (call.name, call.args) == ("multiply", {"a": 6, "b": 7})
+    assert response.candidates and response.candidates[0].finish_reason == "STOP"
+    none = genai_types.GenerateContentConfig(
+        tools=config.tools,
+        tool_config=genai_types.ToolConfig(
+            function_calling_config=genai_types.FunctionCallingConfig(mode="NONE")
+        ),
+    )
+    text = gemini.models.generate_content(
+        model="gemini-2.5-flash", contents="What is 2 + 3?", config=none
+    )
+    assert text.function_calls is None and text.text == "5"
+    automatic = gemini.models.generate_content(  # the SDK runs the function, sends its result
+        model="gemini-2.5-flash",
+        contents="multiply 6 by 7",
+        config=genai_types.GenerateContentConfig(tools=[_multiply]),
+    )
+    assert automatic.function_calls is None and automatic.text  # text once it has the result
+    sent = server.stats().requests[-1]
+    assert sent["tools"][0]["functionDeclarations"][0]["name"] == "_multiply"
+    [result] = sent["contents"][-1]["parts"]
+    assert result["functionResponse"] == {"name": "_multiply", "response": {"result": 42}}
+
+
+def test_gemini_sdk_streams_a_function_call(gemini: genai.Client) -> None:
+    declaration = genai_types.FunctionDeclaration(
+        name="multiply", parameters_json_schema=MULTIPLY_SCHEMA
+    )
+    chunks = list(
+        gemini.models.generate_content_stream(
+            model="gemini-2.5-flash",
+            contents="multiply 12 by 3",
+            config=genai_types.GenerateContentConfig(
+                tools=[genai_types.Tool(function_declarations=[declaration])]
+            ),
+        )
+    )
+    calls = [call for chunk in chunks for call in chunk.function_calls or ()]
+    assert [(c.name, c.args) for c in calls] == [("multiply", {"a": 12, "b": 3})]
+
+
+def test_gemini_tools_are_validated(server: LocalLMServer) -> None:
+    path = "/v1beta/models/gemini-2.5-flash:generateContent"
+    good = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    where = "* GenerateContentRequest.tools[0].function_declarations[0]"
+    empty = {"type": "OBJECT"}
+    cases = [
+        ({"tools": [{"functionDeclarations": [{"description": "d"}]}]}, f"{where}.name: Name"),
+        (
+            {"tools": [{"functionDeclarations": [{"name": "f", "parameters": "x"}]}]},
+            f"{where}.parameters: must be an object",
+        ),
+        (
+            {"tools": [{"function_declarations": [{"name": "f", "parameters": empty}]}]},
+            "should be non-empty for OBJECT type",
+        ),
+        ({"tools": [{"function": {"name": "f"}}]}, 'Unknown name "function"'),
+        (
+            {"toolConfig": {"functionCallingConfig": {"mode": "REQUIRED"}}},
+            "Invalid value at 'tool_config.function_calling_config.mode'",
+        ),
+        (
+            {"tool_config": {"function_calling_config": {"allowed_function_names": ["f"]}}},
+            "allowed_function_names may only be set when mode is ANY",
+        ),
+    ]
+    for extra, message in cases:
+        reply = _raw(server, path, {**good, **extra}, **{"x-goog-api-key": KEY})
+        assert reply.status_code == 400, extra
+        error = reply.json()["error"]
+        assert error["status"] == "INVALID_ARGUMENT" and message in error["message"], extra

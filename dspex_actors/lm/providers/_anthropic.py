@@ -3,16 +3,25 @@
 The system prompt goes top level, turns alternate user/assistant (consecutive demos of
 one role are merged), ``max_tokens`` is always sent and ``stop`` becomes
 ``stop_sequences``. Streams are typed events (``message_start``, ``content_block_delta``,
-``message_delta``, ``message_stop``; ``error`` mid-stream).
+``message_delta``, ``message_stop``; ``error`` mid-stream). Native function calling: the
+OpenAI-format ``tools``/``tool_choice``/``parallel_tool_calls`` are translated
+(``_tools``) and a reply's ``tool_use`` blocks become its tool calls.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from dspex_actors._errors import ContentBlockedError, LMError, LMHTTPStatusError
-from dspex_actors._types import LMRequest, LMResponse
+from dspex_actors._errors import (
+    ContentBlockedError,
+    LMError,
+    LMHTTPStatusError,
+    MalformedResponseError,
+)
+from dspex_actors._types import LMRequest, LMResponse, LMToolCall
 from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
@@ -22,6 +31,7 @@ from dspex_actors.lm.providers._base import (
     stop_list,
     token_count,
 )
+from dspex_actors.lm.providers._tools import TOOL_PARAMS, anthropic_tool_params
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
@@ -30,7 +40,12 @@ logger = logging.getLogger(__name__)
 ANTHROPIC_VERSION = "2023-06-01"
 _DROPPED = frozenset({"n", "response_format", "stream_options", "stop", "max_completion_tokens"})
 """OpenAI parameters the Messages API has no use for (``stop`` is renamed)."""
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
 _STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}
 
 
@@ -65,7 +80,10 @@ class AnthropicProvider(Provider):
     def body(self, model_name: str, request: LMRequest) -> dict[str, Any]:
         params = request.params
         system, turns = merge_turns(request.messages, "assistant")
-        body: dict[str, Any] = {k: v for k, v in params.items() if k not in _DROPPED}
+        body: dict[str, Any] = {
+            k: v for k, v in params.items() if k not in _DROPPED and k not in TOOL_PARAMS
+        }
+        body.update(anthropic_tool_params(params))
         body["model"] = model_name
         body["max_tokens"] = params.get("max_tokens") or params.get("max_completion_tokens")
         body["messages"] = [{"role": role, "content": text} for role, text in turns]
@@ -100,7 +118,8 @@ class AnthropicProvider(Provider):
         stop_reason = payload.get("stop_reason")
         if stop_reason == "refusal":
             raise _refused(model, endpoint, "".join(texts))
-        if not texts:
+        calls = _tool_calls(content, bad)
+        if not texts and not calls:
             kinds = sorted({str(b.get("type")) for b in content if isinstance(b, dict)})
             raise bad(f"the reply has no text (content blocks: {kinds or 'none'})")
         served_by = payload.get("model")
@@ -109,7 +128,32 @@ class AnthropicProvider(Provider):
             usage=_usage(payload.get("usage")),
             model=served_by if isinstance(served_by, str) else "",
             finish_reasons=(_finish(stop_reason),),
+            tool_calls=(calls,) if calls else (),
         )
+
+
+def _tool_calls(
+    content: list[Any], bad: Callable[[str], MalformedResponseError]
+) -> tuple[LMToolCall, ...]:
+    """The ``tool_use`` blocks (``{id, name, input}``), arguments encoded as JSON text."""
+    calls = []
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            continue
+        name, arguments = block.get("name"), block.get("input", {})
+        if not isinstance(name, str) or not name:
+            raise bad("a tool_use block has no name")
+        if not isinstance(arguments, dict):
+            raise bad(f"the tool_use block of {name!r} has an input that is not an object")
+        call_id = block.get("id")
+        calls.append(
+            LMToolCall(
+                call_id if isinstance(call_id, str) else None,
+                name,
+                json.dumps(arguments, ensure_ascii=False),
+            )
+        )
+    return tuple(calls)
 
 
 def _refused(model: str, endpoint: str, text: str) -> ContentBlockedError:
@@ -160,6 +204,8 @@ class _EventDecoder(StreamDecoder):
         self._served_by = ""
         self._stop_reason: Any = None
         self._last: tuple[str, dict[str, Any]] | None = None
+        self._uses: dict[int, tuple[str | None, str, list[str]]] = {}
+        """Streamed ``tool_use`` blocks by index: id, name, the input's JSON pieces."""
 
     def _event(self, data: str) -> dict[str, Any]:
         if self._last is not None and self._last[0] is data:
@@ -184,6 +230,14 @@ class _EventDecoder(StreamDecoder):
             if delta.get("type") == "text_delta" and isinstance(text, str) and text:
                 self._texts.append(text)
                 return [(0, text)]
+            use = self._uses.get(event.get("index", -1))
+            if delta.get("type") == "input_json_delta" and use is not None:
+                use[2].append(str(delta.get("partial_json") or ""))
+        elif kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                [call] = _tool_calls([block], self._malformed)
+                self._uses[int(event.get("index") or 0)] = (call.id, call.name, [])
         elif kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
@@ -218,11 +272,23 @@ class _EventDecoder(StreamDecoder):
         text = "".join(self._texts)
         if self._stop_reason == "refusal":
             raise _refused(self._model_id, self._endpoint, text)
-        if not self._texts:
+        calls = tuple(self._streamed_call(*self._uses[i]) for i in sorted(self._uses))
+        if not self._texts and not calls:
             raise self._malformed("the stream ended without any text")
         return LMResponse(
             texts=(text,),
             usage=_usage(self._usage),
             model=self._served_by,
             finish_reasons=(_finish(self._stop_reason),),
+            tool_calls=(calls,) if calls else (),
         )
+
+    def _streamed_call(self, call_id: str | None, name: str, pieces: list[str]) -> LMToolCall:
+        arguments = "".join(pieces) or "{}"
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise self._malformed(f"the streamed input of tool_use {name!r} is not a JSON object")
+        return LMToolCall(call_id, name, arguments)

@@ -5,17 +5,21 @@ system prompt is ``systemInstruction`` and sampling settings live in ``generatio
 A streamed call uses ``:streamGenerateContent?alt=sse``: each event is a partial
 response and the body simply ends after the one carrying ``finishReason``. A safety block
 (``promptFeedback.blockReason``, or a candidate finishing with ``SAFETY`` and the like)
-is a :class:`~dspex_actors.ContentBlockedError`.
+is a :class:`~dspex_actors.ContentBlockedError`. Native function calling: the OpenAI-format
+``tools``/``tool_choice`` become ``functionDeclarations`` and ``toolConfig`` (``_tools``), a
+reply's ``functionCall`` parts its tool calls (ids ``call_<index>`` when Gemini sends none).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from dspex_actors._errors import ContentBlockedError
-from dspex_actors._types import LMRequest, LMResponse
+from dspex_actors._errors import ContentBlockedError, MalformedResponseError
+from dspex_actors._types import LMRequest, LMResponse, LMToolCall
 from dspex_actors.lm.providers._base import (
     Provider,
     StreamDecoder,
@@ -25,6 +29,7 @@ from dspex_actors.lm.providers._base import (
     stop_list,
     token_count,
 )
+from dspex_actors.lm.providers._tools import TOOL_PARAMS, gemini_tool_params
 
 __all__ = ["GeminiProvider"]
 
@@ -82,8 +87,10 @@ class GeminiProvider(Provider):
             if key in _CONFIG_NAMES:
                 if value is not None:
                     config[_CONFIG_NAMES[key]] = value
-            elif key not in _DROPPED:
-                body[key] = value  # Gemini's own fields (safetySettings, tools, ...)
+            elif key not in _DROPPED and key not in TOOL_PARAMS:
+                body[key] = value  # Gemini's own fields (safetySettings, toolConfig, ...)
+        for key, value in gemini_tool_params(params).items():
+            body.setdefault(key, value)
         stops = stop_list(params.get("stop"))
         if stops:
             config["stopSequences"] = stops
@@ -116,24 +123,58 @@ class GeminiProvider(Provider):
             raise bad("the reply has no text (no candidates)")
         texts: list[str] = []
         reasons: list[str | None] = []
+        calls: list[tuple[LMToolCall, ...]] = []
         for candidate in candidates:
             if not isinstance(candidate, dict):
                 raise bad("a candidate is not a JSON object")
             reason = candidate.get("finishReason")
             text = _candidate_text(candidate)
+            candidate_calls = _function_calls(candidate, bad)
             if reason in _BLOCKED and not text:
                 raise _blocked(model, endpoint, str(reason), "the reply")
-            if text is None:
+            if text is None and not candidate_calls:
                 raise bad(f"the reply has no text (candidate finishReason {reason})")
-            texts.append(text)
-            reasons.append(_finish(reason))
+            texts.append(text or "")
+            reasons.append("tool_calls" if candidate_calls else _finish(reason))
+            calls.append(candidate_calls)
         served_by = payload.get("modelVersion")
         return LMResponse(
             texts=tuple(texts),
             usage=_usage(payload.get("usageMetadata")),
             model=served_by if isinstance(served_by, str) else "",
             finish_reasons=tuple(reasons),
+            tool_calls=tuple(calls) if any(calls) else (),
         )
+
+
+def _function_calls(
+    candidate: dict[str, Any], bad: Callable[[str], MalformedResponseError], first: int = 0
+) -> tuple[LMToolCall, ...]:
+    """A candidate's ``functionCall`` parts (``{name, args}``, ``id`` when sent), arguments
+    encoded as JSON text; a call without an id gets ``call_<index>`` (counted from ``first``,
+    the calls a stream already brought), stable per reply."""
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    calls: list[LMToolCall] = []
+    for part in parts if isinstance(parts, list) else ():
+        call = part.get("functionCall") if isinstance(part, dict) else None
+        if call is None:
+            continue
+        name = call.get("name") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or not isinstance(name, str) or not name:
+            raise bad("a functionCall part has no name")
+        arguments = call.get("args") or {}
+        if not isinstance(arguments, dict):
+            raise bad(f"the functionCall of {name!r} has args that are not an object")
+        call_id = call.get("id")
+        calls.append(
+            LMToolCall(
+                call_id if isinstance(call_id, str) and call_id else f"call_{first + len(calls)}",
+                name,
+                json.dumps(arguments, ensure_ascii=False),
+            )
+        )
+    return tuple(calls)
 
 
 def _candidate_text(candidate: dict[str, Any]) -> str | None:
@@ -193,6 +234,7 @@ class _ChunkDecoder(StreamDecoder):
         self._malformed = malformed("gemini", model, endpoint)
         self._texts: dict[int, list[str]] = {}
         self._reasons: dict[int, str] = {}
+        self._calls: dict[int, list[LMToolCall]] = {}
         self._usage: dict[str, int] = {}
         self._served_by = ""
 
@@ -220,6 +262,8 @@ class _ChunkDecoder(StreamDecoder):
             if text:
                 texts.append(text)
                 pieces.append((index, text))
+            calls = self._calls.setdefault(index, [])
+            calls.extend(_function_calls(candidate, self._malformed, first=len(calls)))
             reason = candidate.get("finishReason")
             if isinstance(reason, str):
                 if reason in _BLOCKED and not texts:
@@ -229,13 +273,18 @@ class _ChunkDecoder(StreamDecoder):
 
     def result(self) -> LMResponse:
         order = sorted(self._texts)
-        if not order or not any(self._texts[i] for i in order):
+        calls = tuple(tuple(self._calls.get(i, ())) for i in order)
+        if not order or not any(self._texts[i] or calls[n] for n, i in enumerate(order)):
             raise self._malformed("the stream ended without any text")
         return LMResponse(
             texts=tuple("".join(self._texts[i]) for i in order),
             usage=self._usage,
             model=self._served_by,
-            finish_reasons=tuple(_finish(self._reasons.get(i)) for i in order),
+            finish_reasons=tuple(
+                "tool_calls" if calls[n] else _finish(self._reasons.get(i))
+                for n, i in enumerate(order)
+            ),
+            tool_calls=calls if any(calls) else (),
         )
 
     def at_end(self) -> LMResponse | None:

@@ -673,6 +673,7 @@ class LocalLMServer:
         choices = [
             (c["message"]["content"] or "", c["finish_reason"]) for c in completion["choices"]
         ]
+        calls = [c["message"].get("tool_calls") or [] for c in completion["choices"]]
         options = request.params.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         payloads = chunk_payloads(
@@ -683,6 +684,7 @@ class LocalLMServer:
             chunk_chars=self._stream_chunk_chars,
             usage=(prompt_tokens, completion_tokens) if include_usage else None,
             with_choices=kind != "no_choices",
+            tool_calls=calls if any(calls) else (),
         )
         if kind == "malformed_json":  # the first event after the role deltas
             first = payloads[len(choices)]

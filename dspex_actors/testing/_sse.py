@@ -12,8 +12,10 @@ Payloads are written from templates, byte for byte what ``json.dumps`` gives.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _json_str
+from typing import Any
 
 __all__ = ["DONE", "chunk_payloads", "sse_event"]
 
@@ -39,6 +41,7 @@ def chunk_payloads(
     chunk_chars: int,
     usage: tuple[int, int] | None = None,
     with_choices: bool = True,
+    tool_calls: Sequence[Sequence[dict[str, Any]]] = (),
 ) -> list[str]:
     """The JSON of every chunk of a streamed completion, in order (``[DONE]`` not included).
 
@@ -46,7 +49,9 @@ def chunk_payloads(
     ``chunk_chars`` characters (so a DSPy ``[[ ## field ## ]]`` marker may be split:
     clients reassemble). ``usage`` is ``(prompt_tokens, completion_tokens)`` when the
     request asked for it. ``with_choices=False`` leaves ``choices`` out of every chunk
-    (the ``no_choices`` fault).
+    (the ``no_choices`` fault). ``tool_calls`` holds each choice's calls (OpenAI message
+    ``tool_calls``); they stream as OpenAI streams them, after the content: a delta with the
+    call's index, id and name, then its arguments' JSON text in pieces.
     """
     if chunk_chars < 1:
         raise ValueError(f"chunk_chars must be >= 1, got {chunk_chars}")
@@ -73,6 +78,18 @@ def chunk_payloads(
             if turn < len(choice_pieces):
                 delta = f'{{"content": {_json_str(choice_pieces[turn])}}}'
                 payloads.append(chunk(index, delta, None))
+    for index, calls in enumerate(tool_calls):
+        for number, call in enumerate(calls):
+            head = {
+                "index": number,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            payloads.append(chunk(index, json.dumps({"tool_calls": [head]}), None))
+            for piece in _pieces(call["function"]["arguments"], chunk_chars):
+                more = {"tool_calls": [{"index": number, "function": {"arguments": piece}}]}
+                payloads.append(chunk(index, json.dumps(more), None))
     payloads.extend(chunk(index, "{}", finish) for index, (_, finish) in enumerate(choices))
     if usage is not None:
         prompt_tokens, completion_tokens = usage

@@ -229,3 +229,23 @@ def test_bad_tool_params_are_configuration_errors(params: dict[str, Any], messag
     for translate in (anthropic_tool_params, gemini_tool_params):
         with pytest.raises(dx.ConfigurationError, match=message):
             translate(params)
+
+
+def test_openai_streamed_tool_calls_are_assembled_from_pieces(
+    make_lm_server: Any,
+) -> None:
+    server = make_lm_server(stream_chunk_chars=3)  # the arguments' JSON cut every 3 chars
+    program = dx.Predict(Calls, adapter=NATIVE)
+    streamed = dx.streamify(
+        program, stream_listeners=[dx.StreamListener("answer")], async_streaming=False
+    )
+    lm = dx.LM("openai/local-model", api_base=server.url, cache=False)
+    with dx.ActorSystem(lm=lm):
+        items = list(streamed(question="multiply 12 by 3", tools=TOOLS))
+    [pred] = [item for item in items if isinstance(item, dx.Prediction)]
+    [call] = pred.calls.tool_calls
+    assert (call.name, call.args) == ("multiply", {"a": 12, "b": 3})
+    assert call.id and call.execute([multiply]) == 36
+    stats = server.stats()
+    assert (stats.requests_total, stats.streams) == (1, 1)
+    assert stats.last_request["stream"] is True and stats.last_request["tools"]

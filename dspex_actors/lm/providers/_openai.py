@@ -166,7 +166,9 @@ def _usage(raw: Any) -> dict[str, int]:
 
 
 class _ChunkDecoder(StreamDecoder):
-    """``chat.completion.chunk`` events: content deltas per choice, then ``[DONE]``."""
+    """``chat.completion.chunk`` events: content deltas per choice, then ``[DONE]``; tool
+    calls arrive as ``delta.tool_calls`` pieces (index, id and name first, then the
+    arguments' JSON text in pieces), assembled per choice."""
 
     def __init__(self, provider: str, model: str, endpoint: str) -> None:
         self._where = (provider, model, endpoint)
@@ -175,6 +177,7 @@ class _ChunkDecoder(StreamDecoder):
         self._reasons: dict[int, str | None] = {}
         self._usage: dict[str, int] = {}
         self._model = ""
+        self._calls: dict[int, dict[int, dict[str, Any]]] = {}
 
     def done(self, data: str) -> bool:
         return data.strip() == "[DONE]"
@@ -199,10 +202,31 @@ class _ChunkDecoder(StreamDecoder):
             if isinstance(content, str) and content:
                 texts.append(content)
                 pieces.append((index, content))
+            self._add_calls(index, delta.get("tool_calls"))
             reason = choice.get("finish_reason")
             if isinstance(reason, str):
                 self._reasons[index] = reason
         return pieces
+
+    def _add_calls(self, choice: int, deltas: Any) -> None:
+        if deltas is None:
+            return
+        if not isinstance(deltas, list):
+            raise self._malformed("a stream delta's 'tool_calls' is not a list")
+        calls = self._calls.setdefault(choice, {})
+        for piece in deltas:
+            number = piece.get("index") if isinstance(piece, dict) else None
+            if not isinstance(number, int):
+                raise self._malformed("a streamed tool call has no 'index'")
+            call = calls.setdefault(number, {"id": None, "name": "", "arguments": []})
+            if isinstance(piece.get("id"), str):
+                call["id"] = piece["id"]
+            function = piece.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    call["name"] += function["name"]
+                if isinstance(function.get("arguments"), str):
+                    call["arguments"].append(function["arguments"])
 
     def result(self) -> LMResponse:
         if not self._texts:
@@ -211,9 +235,22 @@ class _ChunkDecoder(StreamDecoder):
         if all(self._reasons.get(i) == "content_filter" and not self._texts[i] for i in order):
             provider, model, endpoint = self._where
             raise _filtered(provider, model, endpoint, "")
+        calls = [self._choice_calls(i) for i in order]
         return LMResponse(
             texts=tuple("".join(self._texts[i]) for i in order),
             usage=self._usage,
             model=self._model,
             finish_reasons=tuple(self._reasons.get(i) for i in order),
+            tool_calls=tuple(calls) if any(calls) else (),
         )
+
+    def _choice_calls(self, choice: int) -> tuple[LMToolCall, ...]:
+        """A choice's streamed calls, checked as a whole message's are."""
+        assembled = [
+            {
+                "id": call["id"],
+                "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
+            }
+            for _, call in sorted(self._calls.get(choice, {}).items())
+        ]
+        return _tool_calls(assembled or None, choice, self._malformed)

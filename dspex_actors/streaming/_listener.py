@@ -13,8 +13,9 @@ class StreamListener:
     ``predict`` (or ``predict_name``) picks the predictor when more than one has that
     field; by default the one predictor of the program that has it. Without
     ``allow_reuse`` the listener streams the field of one call only. The field is followed
-    in the call's adapter format: chat ``[[ ## field ## ]]`` markers, or the field's JSON
-    string value under ``JSONAdapter`` (``dx.context(adapter=...)`` included).
+    in the call's adapter format: chat ``[[ ## field ## ]]`` markers, the field's JSON
+    string value under ``JSONAdapter``, or its ``<field>`` tag under ``XMLAdapter``
+    (``dx.context(adapter=...)`` and a predictor's own adapter included).
     """
 
     def __init__(

@@ -19,10 +19,11 @@ from typing import Any
 
 from dspex_actors._inbox import inbox_for
 from dspex_actors._types import LMResponse, StreamChunk
-from dspex_actors.adapters import ChatAdapter, JSONAdapter
+from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.streaming._json_follower import JSONFieldFollower
 from dspex_actors.streaming._markers import FieldFollower
 from dspex_actors.streaming._response import StreamResponse
+from dspex_actors.streaming._xml_follower import XMLFieldFollower
 
 __all__ = ["Binding", "CallStream", "StreamSession", "current_session", "follower_for"]
 
@@ -41,10 +42,14 @@ class Binding:
     allow_reuse: bool
 
 
-def follower_for(adapter: ChatAdapter, field: str) -> FieldFollower | JSONFieldFollower:
+def follower_for(
+    adapter: ChatAdapter, field: str
+) -> FieldFollower | JSONFieldFollower | XMLFieldFollower:
     """What reads ``field`` out of a reply in ``adapter``'s format as it streams."""
     if isinstance(adapter, JSONAdapter):
         return JSONFieldFollower(field)
+    if isinstance(adapter, XMLAdapter):
+        return XMLFieldFollower(field)
     return FieldFollower(field)
 
 

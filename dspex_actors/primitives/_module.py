@@ -27,6 +27,8 @@ from dspex_actors._version import __version__
 from dspex_actors.primitives._program_pickle import (
     dependency_versions,
     load_program,
+    load_state_pickle,
+    save_state_pickle,
 )
 from dspex_actors.primitives._program_pickle import save_program as save_program_file
 from dspex_actors.telemetry._callbacks import start_hook
@@ -362,7 +364,8 @@ class Module:
         save_program: bool = False,
         modules_to_serialize: list[ModuleType] | None = None,
     ) -> None:
-        """Write the program's state as JSON (DSPy's layout; never credentials).
+        """Write the program's state as JSON (DSPy's layout; never credentials); a path
+        ending in ``.pkl`` writes the same state with cloudpickle, as DSPy does.
 
         ``save_program=True``: write the whole program (its classes and code too) to the
         directory ``path`` with cloudpickle, as DSPy does; read it back with
@@ -374,15 +377,23 @@ class Module:
         target = Path(path)
         state = self.dump_state()
         state[METADATA_KEY] = _metadata()
+        if target.suffix == ".pkl":  # DSPy's pickled state (the [pickle] extra)
+            save_state_pickle(state, target)
+            return
         try:
             text = json.dumps(state, indent=2, ensure_ascii=False, default=_json_default)
         except TypeError as exc:
             raise TypeError(f"cannot save {type(self).__name__} to {target}: {exc}") from exc
         _atomic_write(target, text + "\n")
 
-    def load(self, path: str | os.PathLike[str]) -> Self:
-        """Load state saved by :meth:`save` (or by DSPy) into this program; returns self."""
-        self.load_state(read_state_file(path))
+    def load(self, path: str | os.PathLike[str], allow_pickle: bool = False) -> Self:
+        """Load state saved by :meth:`save` (or by DSPy) into this program; returns self.
+
+        A ``.pkl`` state file is unpickled only with ``allow_pickle=True``."""
+        if Path(path).suffix == ".pkl":
+            self.load_state(load_state_pickle(path, allow_pickle))
+        else:
+            self.load_state(read_state_file(path))
         return self
 
     def __repr__(self) -> str:

@@ -27,7 +27,9 @@ __all__ = [
     "PROGRAM_FILE",
     "dependency_versions",
     "load_program",
+    "load_state_pickle",
     "save_program",
+    "save_state_pickle",
 ]
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,41 @@ def save_program(
             cloudpickle.unregister_pickle_by_value(module)
     text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
     (directory / METADATA_FILE).write_text(text, encoding="utf-8")
+
+
+def save_state_pickle(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``save("x.pkl")``: the program's state (no code, no keys) with cloudpickle, as DSPy
+    writes it."""
+    cloudpickle = _cloudpickle()
+    logger.warning(
+        "loading untrusted .pkl files can run arbitrary code; prefer module.save('x.json')"
+    )
+    target = Path(path)
+    try:
+        with open(target, "wb") as handle:
+            cloudpickle.dump(state, handle)
+    except OSError as exc:
+        raise ProgramLoadError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
+def load_state_pickle(path: str | os.PathLike[str], allow_pickle: bool) -> dict[str, Any]:
+    """The state in a ``.pkl`` file saved by ``save("x.pkl")`` (here or by DSPy); refused
+    unless ``allow_pickle=True``: unpickling runs code from the file."""
+    source = Path(path)
+    if not allow_pickle:
+        raise ProgramLoadError(
+            f"load({str(source)!r}) unpickles the file, and unpickling runs code from it: "
+            "pass allow_pickle=True only for a file you trust, or save as JSON"
+        )
+    cloudpickle = _cloudpickle()
+    try:
+        with open(source, "rb") as handle:
+            state = cloudpickle.load(handle)
+    except Exception as exc:
+        raise ProgramLoadError(f"cannot unpickle {source}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict):
+        raise ProgramLoadError(f"{source} holds a {type(state).__name__}, not a saved state")
+    return state
 
 
 def load_program(path: str | os.PathLike[str], allow_pickle: bool = False) -> Any:

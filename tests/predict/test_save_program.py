@@ -141,3 +141,17 @@ def test_a_fresh_interpreter_loads_and_runs_the_program(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ChainOfThought 42"
     assert server.stats().requests_total == 1
+
+
+def test_a_pkl_path_saves_the_state_with_cloudpickle(tmp_path: Path) -> None:
+    qa = dx.Predict("question -> answer")
+    qa.demos = [dx.Example(question="1 + 1?", answer="2")]
+    qa.signature = qa.signature.with_instructions("Add the numbers.")
+    path = tmp_path / "qa.pkl"
+    qa.save(path)
+    assert not path.read_bytes().startswith(b"{")  # a pickle, not JSON
+    with pytest.raises(dx.ProgramLoadError, match="allow_pickle=True"):
+        dx.Predict("question -> answer").load(path)
+    fresh = dx.Predict("question -> answer").load(path, allow_pickle=True)
+    assert fresh.signature.instructions == "Add the numbers."
+    assert [dict(d) for d in fresh.demos] == [{"question": "1 + 1?", "answer": "2"}]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from dspex_actors.streaming._markers import Follower
+
 __all__ = ["JSONFieldFollower"]
 
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
@@ -23,29 +25,18 @@ def _key_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r'"' + re.escape(name) + r'"\s*:\s*(\S)')
 
 
-class JSONFieldFollower:
+class JSONFieldFollower(Follower):
     """The text of field ``name`` in a JSON reply fed piece by piece (one reply, one choice).
 
-    Same interface as the chat-marker :class:`~dspex_actors.streaming._markers.FieldFollower`:
-    ``feed`` and ``finish`` return ``(new text, is_last)`` or None.
+    ``_start`` is where the string value's first character is (after its opening quote).
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        super().__init__(name)
         self._key = _key_pattern(name)
-        self._text = ""
-        self._start: int | None = None
-        """Where the string value's first character is (after its opening quote)."""
         self._scanned = 0
         self._decoded = ""
-        self._given = 0
         self._not_a_string = False
-        self.finished = False
-
-    @property
-    def started(self) -> bool:
-        """Whether the field's value has begun."""
-        return self._start is not None
 
     def feed(self, piece: str) -> tuple[str, bool] | None:
         """Add ``piece``; the field's new text and whether the field is complete, or None."""
@@ -63,7 +54,7 @@ class JSONFieldFollower:
         if self._start is None:
             return None
         closed = self._decode()
-        return self._give(last=closed)
+        return self._give(self._decoded.strip(), last=closed)
 
     def _decode(self) -> bool:
         """Decode what arrived of the string value; whether its closing quote came."""
@@ -113,15 +104,4 @@ class JSONFieldFollower:
             if value is None:
                 return None
             self._decoded = value
-        return self._give(last=True)
-
-    def _give(self, *, last: bool) -> tuple[str, bool] | None:
-        # Leading and trailing whitespace is held back (the parsed value is stripped):
-        # the pieces given out add up to the value exactly.
-        visible = self._decoded.strip()
-        new = visible[self._given :]
-        self._given = max(self._given, len(visible))
-        if last:
-            self.finished = True
-            return new, True
-        return (new, False) if new else None
+        return self._give(self._decoded.strip(), last=True)

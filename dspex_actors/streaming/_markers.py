@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FieldFollower"]
+__all__ = ["FieldFollower", "Follower"]
 
 _ANY_MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 _MARKER_HEAD = "[[ ## "
@@ -40,8 +40,13 @@ def _held_back_from(text: str) -> int:
     return len(text)
 
 
-class FieldFollower:
-    """The text of field ``name`` in a reply fed piece by piece (one reply, one choice)."""
+class Follower:
+    """What every follower shares: the field's name, where its text starts once found
+    (``_start``), and how much of its visible text was given out (``_give``).
+
+    ``feed(piece)`` and ``finish(value)`` return ``(new text, is_last)`` or None; the
+    pieces given out add up to the field's visible (stripped) text exactly.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -52,8 +57,30 @@ class FieldFollower:
 
     @property
     def started(self) -> bool:
-        """Whether the field's marker has arrived."""
+        """Whether the field's text has begun."""
         return self._start is not None
+
+    def feed(self, piece: str) -> tuple[str, bool] | None:
+        """Add ``piece``; the field's new text and whether the field is complete, or None."""
+        raise NotImplementedError
+
+    def finish(self, value: str | None = None) -> tuple[str, bool] | None:
+        """The reply ended: the rest of the field (``value``, the parsed one, if it never
+        began)."""
+        raise NotImplementedError
+
+    def _give(self, visible: str, *, last: bool) -> tuple[str, bool] | None:
+        """The part of ``visible`` not given out yet (the last piece even when empty)."""
+        new = visible[self._given :]
+        self._given = max(self._given, len(visible))
+        if last:
+            self.finished = True
+            return new, True
+        return (new, False) if new else None
+
+
+class FieldFollower(Follower):
+    """The text of field ``name`` in a reply fed piece by piece (one reply, one choice)."""
 
     def feed(self, piece: str) -> tuple[str, bool] | None:
         """Add ``piece``; the field's new text and whether the field is complete, or None."""
@@ -83,11 +110,3 @@ class FieldFollower:
                 return None
             return self._give(value, last=True)
         return self._give(self._text[self._start :].strip(), last=True)
-
-    def _give(self, visible: str, *, last: bool) -> tuple[str, bool] | None:
-        new = visible[self._given :]
-        self._given = max(self._given, len(visible))
-        if last:
-            self.finished = True
-            return new, True
-        return (new, False) if new else None

@@ -21,7 +21,7 @@ from dspex_actors._inbox import inbox_for
 from dspex_actors._types import LMResponse, StreamChunk
 from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
 from dspex_actors.streaming._json_follower import JSONFieldFollower
-from dspex_actors.streaming._markers import FieldFollower
+from dspex_actors.streaming._markers import FieldFollower, Follower
 from dspex_actors.streaming._response import StreamResponse
 from dspex_actors.streaming._xml_follower import XMLFieldFollower
 
@@ -42,9 +42,7 @@ class Binding:
     allow_reuse: bool
 
 
-def follower_for(
-    adapter: ChatAdapter, field: str
-) -> FieldFollower | JSONFieldFollower | XMLFieldFollower:
+def follower_for(adapter: ChatAdapter, field: str) -> Follower:
     """What reads ``field`` out of a reply in ``adapter``'s format as it streams."""
     if isinstance(adapter, JSONAdapter):
         return JSONFieldFollower(field)

@@ -10,29 +10,18 @@ from __future__ import annotations
 
 from xml.sax.saxutils import unescape
 
+from dspex_actors.streaming._markers import Follower
+
 __all__ = ["XMLFieldFollower"]
 
 
-class XMLFieldFollower:
-    """The text of field ``name`` in an XML reply fed piece by piece (one reply, one choice).
-
-    Same interface as the chat-marker follower: ``feed`` and ``finish`` return
-    ``(new text, is_last)`` or None.
-    """
+class XMLFieldFollower(Follower):
+    """The text of field ``name`` in an XML reply fed piece by piece (one reply, one choice)."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        super().__init__(name)
         self._open = f"<{name}>"
         self._close = f"</{name}>"
-        self._text = ""
-        self._start: int | None = None
-        self._given = 0
-        self.finished = False
-
-    @property
-    def started(self) -> bool:
-        """Whether the field's opening tag has arrived."""
-        return self._start is not None
 
     def feed(self, piece: str) -> tuple[str, bool] | None:
         """Add ``piece``; the field's new text and whether the field is complete, or None."""
@@ -47,8 +36,8 @@ class XMLFieldFollower:
         region = self._text[self._start :]
         end = region.find(self._close)
         if end >= 0:
-            return self._give(region[:end], last=True)
-        return self._give(region[: self._safe_end(region)], last=False)
+            return self._give(unescape(region[:end]).strip(), last=True)
+        return self._give(unescape(region[: self._safe_end(region)]).strip(), last=False)
 
     def _safe_end(self, region: str) -> int:
         """Where the part of ``region`` that may still change begins (a partial closing tag
@@ -70,17 +59,7 @@ class XMLFieldFollower:
         if self._start is None:
             if value is None:
                 return None
-            self._text, self._start = value, 0
-            return self._give(value, last=True, escaped=False)
+            return self._give(value.strip(), last=True)
         region = self._text[self._start :]
         end = region.find(self._close)
-        return self._give(region if end < 0 else region[:end], last=True)
-
-    def _give(self, raw: str, *, last: bool, escaped: bool = True) -> tuple[str, bool] | None:
-        visible = (unescape(raw) if escaped else raw).strip()
-        new = visible[self._given :]
-        self._given = max(self._given, len(visible))
-        if last:
-            self.finished = True
-            return new, True
-        return (new, False) if new else None
+        return self._give(unescape(region if end < 0 else region[:end]).strip(), last=True)

@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 
 from dspex_actors._types import CallRecord, LMRequest, LMResponse
 from dspex_actors.telemetry._callbacks import Hook, active_callbacks, start_hook
-from dspex_actors.telemetry._otel import capture_content, instruments, trace_api, tracer
+from dspex_actors.telemetry._otel import (
+    Instruments,
+    capture_content,
+    instruments,
+    trace_api,
+    tracer,
+)
 
 __all__ = [
     "LMCallObserver",
@@ -87,39 +93,40 @@ class LMCallObserver:
         """The call returned ``response``."""
         if self._hook is not None:
             self._hook.end(list(response.texts), None)
-        meters = instruments()
+        meters, active = instruments(), tracer()
         if self._via_cache and meters is not None:
             counter = meters.cache_hits if response.cached else meters.cache_misses
             counter.add(1, {"gen_ai.request.model": self._lm.model_name})
-        api = trace_api()
-        if api is not None and self._via_cache:
-            api.get_current_span().set_attribute("dspex.cache.hit", response.cached)
+        if active is not None and self._via_cache:
+            trace_api().get_current_span().set_attribute("dspex.cache.hit", response.cached)
         if not response.cached:
-            self._record(api, response, None, response.record)
+            self._record(meters, active, response, None, response.record)
 
     def failed(self, error: BaseException) -> None:
         """The call raised ``error``."""
         if self._hook is not None:
             self._hook.end(None, error)
-        self._record(trace_api(), None, error, getattr(error, "record", None))
+        self._record(instruments(), tracer(), None, error, getattr(error, "record", None))
 
     def _record(
         self,
-        api: Any,
+        meters: Instruments | None,
+        active: Any,
         response: LMResponse | None,
         error: BaseException | None,
         record: CallRecord | None,
     ) -> None:
-        meters = instruments()
-        if api is None and meters is None:
+        """The call's metrics (``meters``) and CLIENT span (``active``: the tracer)."""
+        if meters is None and active is None:
             return
         lm = self._lm
         end_ns = time.time_ns()
+        server = server_attributes(lm.endpoint)
         base = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": _PROVIDER_NAMES.get(lm.provider, lm.provider),
             "gen_ai.request.model": lm.model_name,
-            **server_attributes(lm.endpoint),
+            **server,
         }
         metric_attributes = dict(base)
         if response is not None and response.model:
@@ -133,9 +140,9 @@ class LMCallObserver:
                     if key in response.usage:
                         usage_attributes = {**metric_attributes, "gen_ai.token.type": kind}
                         meters.token_usage.record(response.usage[key], usage_attributes)
-        active = tracer()
-        if api is None or active is None:
+        if active is None:
             return
+        api = trace_api()
         span = active.start_span(
             f"chat {lm.model_name}",
             kind=api.SpanKind.CLIENT,
@@ -145,7 +152,7 @@ class LMCallObserver:
         if not span.is_recording():
             span.end(end_time=end_ns)
             return
-        self._add_attempts(api, active, span, record)
+        self._add_attempts(api, active, span, record, server)
         if response is not None:
             span.set_attributes(_response_attributes(response))
         else:
@@ -176,11 +183,17 @@ class LMCallObserver:
             )
         return attributes
 
-    def _add_attempts(self, api: Any, active: Any, span: Any, record: CallRecord | None) -> None:
+    def _add_attempts(
+        self,
+        api: Any,
+        active: Any,
+        span: Any,
+        record: CallRecord | None,
+        server: dict[str, Any],
+    ) -> None:
         if record is None:
             return
         parent = api.set_span_in_context(span)
-        server = server_attributes(self._lm.endpoint)
         for number, attempt in enumerate(record.attempts, start=1):
             attributes: dict[str, Any] = {
                 "http.request.method": "POST",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["UsageTracker", "current_tracker", "merge_usage", "track_usage", "tracking"]
@@ -53,6 +53,8 @@ class UsageTracker:
 
     def get_total_tokens(self) -> dict[str, Usage]:
         """The summed usage per model: ``{model: {prompt_tokens, completion_tokens, ...}}``."""
+        if not self.usage_data:
+            return {}
         with self._lock:
             data = {lm: list(entries) for lm, entries in self.usage_data.items()}
         totals: dict[str, Usage] = {}
@@ -81,18 +83,26 @@ def current_tracker() -> UsageTracker | None:
     return _CURRENT.get()
 
 
-@contextlib.contextmanager
-def tracking() -> Iterator[UsageTracker]:
+class _Tracking:
+    """The block of :func:`tracking` (a class: every Module call opens one)."""
+
+    __slots__ = ("_parent", "_token", "_tracker")
+
+    def __enter__(self) -> UsageTracker:
+        self._tracker = UsageTracker()
+        self._parent = _CURRENT.get()
+        self._token = _CURRENT.set(self._tracker)
+        return self._tracker
+
+    def __exit__(self, *exc_info: object) -> None:
+        _CURRENT.reset(self._token)
+        if self._parent is not None:
+            self._tracker._roll_up_into(self._parent)
+
+
+def tracking() -> _Tracking:
     """A new tracker current inside the block; rolled up into the outer one at the end."""
-    tracker = UsageTracker()
-    parent = _CURRENT.get()
-    token = _CURRENT.set(tracker)
-    try:
-        yield tracker
-    finally:
-        _CURRENT.reset(token)
-        if parent is not None:
-            tracker._roll_up_into(parent)
+    return _Tracking()
 
 
 def track_usage() -> contextlib.AbstractContextManager[UsageTracker]:

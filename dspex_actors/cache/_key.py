@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -14,8 +15,12 @@ __all__ = ["cache_key", "endpoint_identity"]
 logger = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=256)
 def endpoint_identity(endpoint: str) -> str:
-    """Scheme, host, port and path of ``endpoint``: any ``user:password@`` is left out."""
+    """Scheme, host, port and path of ``endpoint``: any ``user:password@`` is left out.
+
+    Remembered per endpoint (a process has a few; every cached call asks).
+    """
     parts = urlsplit(endpoint)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{parts.path}"

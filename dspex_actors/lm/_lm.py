@@ -102,6 +102,7 @@ class LM:
         "_api_base_secret",
         "_api_key",
         "_config_id",
+        "_endpoint",
         "_extra",
         "_history",
         "_provider_impl",
@@ -153,6 +154,7 @@ class LM:
     _extra: dict[str, Any]
     _provider_impl: Provider
     _config_id: str
+    _endpoint: str
 
     def __init__(
         self,
@@ -305,6 +307,7 @@ class LM:
         for name, value in values.items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_config_id", self._compute_config_id())
+        object.__setattr__(self, "_endpoint", self._url(self.api_base))
 
     def _compute_config_id(self) -> str:
         """Hash every setting that changes how calls are made; the key only via a salted MAC."""
@@ -340,7 +343,7 @@ class LM:
     @property
     def endpoint(self) -> str:
         """The URL calls are POSTed to, as shown (credentials in it replaced by ``***``)."""
-        return self._url(self.api_base)
+        return self._endpoint
 
     @property
     def stream_endpoint(self) -> str:

@@ -204,7 +204,8 @@ class Predict(Module, Parameter):
         lm = kwargs.pop("lm", None)
         if lm is None:
             lm = self.lm
-        _check_lm(self._describe(signature), lm)
+        if lm is not None and not isinstance(lm, LM):
+            _check_lm(self._describe(signature), lm)
         record = kwargs.pop("_trace", True)
 
         missing = [name for name in signature.input_fields if name not in kwargs]

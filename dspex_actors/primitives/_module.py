@@ -31,7 +31,7 @@ from dspex_actors.primitives._program_pickle import (
     save_state_pickle,
 )
 from dspex_actors.primitives._program_pickle import save_program as save_program_file
-from dspex_actors.telemetry._callbacks import start_hook
+from dspex_actors.telemetry._callbacks import has_callbacks, start_hook
 from dspex_actors.telemetry._otel import tracer
 from dspex_actors.telemetry._spans import internal_span
 
@@ -130,9 +130,9 @@ class Module:
         return _with_usage(outputs, tracker)
 
     def _forward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
-        if hook is None and tracer() is None:
+        if tracer() is None and not has_callbacks(self):
             return self.forward(*args, **kwargs)
+        hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None
         try:

@@ -423,9 +423,15 @@ def to_jsonable(value: Any) -> Any:
     ``0.0``); inside a container pydantic infers each item's type, and a dataclass there keeps
     its field values as they are, as here.
     """
+    if type(value) in _PLAIN_TYPES:  # the common case: no type checks needed
+        return value
     if is_model_type(type(value)):
         return type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
     return _inferred_jsonable(value)
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Exact types that are their own JSON form (never a model or dataclass type)."""
 
 
 def _inferred_jsonable(value: Any) -> Any:

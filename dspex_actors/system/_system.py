@@ -18,7 +18,6 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -220,7 +219,7 @@ class ActorSystem:
         """Per (endpoint, credential): one tenant's failures never block another's."""
         self._buckets: dict[tuple[str, str, str, float], TokenBucket] = {}
         self._exit_reason: BaseException | None = None
-        self._calls = _CallCount()
+        self._calls = _CallCount(self.name)
         self._enter_stacks = threading.local()
         """Per thread: the open ``with`` blocks (a token can only be reset in its own context)."""
 
@@ -542,7 +541,7 @@ class ActorSystem:
     def _call_once_more_after_a_crash(
         self, lm: LM, request: LMRequest, cached: bool
     ) -> LMResponse:
-        with self._calls.enter(self.name):
+        with self._calls:
             try:
                 return record_call(lm, request, self._one_call(lm, request, cached=cached))
             except LMUnavailableError:
@@ -580,7 +579,7 @@ class ActorSystem:
     async def _acall_once_more_after_a_crash(
         self, lm: LM, request: LMRequest, cached: bool, sink: ChunkSink | None
     ) -> LMResponse:
-        with self._calls.enter(self.name):
+        with self._calls:
             try:
                 response = await self._aone_call(lm, request, cached=cached, sink=sink)
                 return record_call(lm, request, response)
@@ -776,30 +775,32 @@ def _check_redis_url(url: str | None) -> None:
 
 
 class _CallCount:
-    """The calls in flight through a system, and whether new ones are refused (draining)."""
+    """The calls in flight through a system, and whether new ones are refused (draining).
 
-    def __init__(self) -> None:
+    ``with calls:`` counts one call for the block's duration (SystemStoppingError while
+    draining); a class, not a generator context manager: it wraps every LM call.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._changed = threading.Condition(threading.Lock())
         self.in_flight = 0
         self.draining = False
 
-    @contextlib.contextmanager
-    def enter(self, name: str) -> Iterator[None]:
-        """Count one call for its duration; SystemStoppingError while draining."""
+    def __enter__(self) -> None:
         with self._changed:
             if self.draining:
                 raise SystemStoppingError(
-                    f"actor system {name!r} is stopping: it finishes the calls in flight and "
-                    "takes no new ones"
+                    f"actor system {self._name!r} is stopping: it finishes the calls in flight "
+                    "and takes no new ones"
                 )
             self.in_flight += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self.in_flight -= 1
-                if self.in_flight == 0:
-                    self._changed.notify_all()
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._changed.notify_all()
 
     def drain(self, grace: float) -> bool:
         """Refuse new calls; wait up to ``grace`` seconds for the ones in flight to end."""

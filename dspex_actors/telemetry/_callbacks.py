@@ -24,6 +24,7 @@ __all__ = [
     "active_callbacks",
     "context_callbacks",
     "global_callbacks",
+    "has_callbacks",
     "set_global_callbacks",
     "start_hook",
 ]
@@ -127,6 +128,15 @@ def active_callbacks(instance: Any) -> list[Any]:
     base = scoped if scoped is not None else _Global.callbacks
     own = getattr(instance, "callbacks", None) or ()
     return [*base, *own] if own else list(base)
+
+
+def has_callbacks(instance: Any) -> bool:
+    """Whether a call on ``instance`` has callbacks to notify (checked before building the
+    hook's arguments)."""
+    scoped = _context_callbacks.get()
+    return bool(scoped if scoped is not None else _Global.callbacks) or bool(
+        getattr(instance, "callbacks", None)
+    )
 
 
 class Hook:

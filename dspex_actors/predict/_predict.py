@@ -21,6 +21,7 @@ from dspex_actors._errors import (
     ProgramLoadError,
     SignatureError,
 )
+from dspex_actors._turns import take_turn
 from dspex_actors._types import LMRequest, LMResponse, Message
 from dspex_actors.adapters import ChatAdapter
 from dspex_actors.lm import LM
@@ -154,7 +155,9 @@ class Predict(Module, Parameter):
     async def aforward(self, **kwargs: Any) -> Prediction:
         """:meth:`forward` for ``await predict.acall(...)``: the same prompt, cache and limits,
         never blocking the event loop. Inside ``streamify`` with a listener on this
-        predictor, the LM call is streamed."""
+        predictor, the LM call is streamed. A burst of calls on one loop starts a few per
+        turn of the loop (``_turns``), so the loop's other work keeps running."""
+        await take_turn()
         call = self._prepare(kwargs)
         system = call.system
         adapter = self._adapter()

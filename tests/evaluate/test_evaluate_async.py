@@ -52,7 +52,7 @@ class TwoStep(Module):
 def test_a_predict_program_runs_as_tasks_without_a_thread_per_example(
     make_lm_server: MakeServer,
 ) -> None:
-    server = make_lm_server(latency=0.3)
+    server = make_lm_server(latency=1.0)  # long enough for all 200 to be sent first
     data = devset(200)
     baseline = threading.active_count()
     peak = [0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -164,3 +165,44 @@ def test_a_call_whose_only_waiter_gave_up_is_cancelled_and_not_cached(
         stats = system.stats()
         assert stats["clients"][f"client:{lm.config_id}"]["cancelled"] == 1
         assert (stats["cache"]["in_flight_keys"], stats["cache"]["size"]) == (0, 1)
+
+
+def test_a_burst_of_acalls_formats_a_few_per_loop_turn(make_lm_server: MakeServer) -> None:
+    """Gathering hundreds of acalls never formats them all in one turn of the loop."""
+    from dspex_actors._turns import STARTS_PER_TURN
+
+    server = make_lm_server(latency=0.05)
+    formats: list[int] = []
+
+    class CountFormats(dx.BaseCallback):
+        def on_adapter_format_start(self, call_id: str, instance: object, inputs: object) -> None:
+            formats.append(1)
+
+    qa = dx.Predict("question -> answer")
+    burst = STARTS_PER_TURN * 8
+
+    async def main() -> tuple[list[dx.Prediction], list[int]]:
+        loop = asyncio.get_running_loop()
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        def tick() -> None:
+            seen.append(len(formats))
+            if not done.is_set():
+                loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        try:
+            return await asyncio.gather(
+                *(qa.acall(question=f"What is {i} + 2?") for i in range(burst))
+            ), seen
+        finally:
+            done.set()
+
+    lm = dx.LM("openai/local-model", api_base=server.url, cache=False, max_concurrency=burst)
+    with dx.ActorSystem(lm=lm), dx.context(callbacks=[CountFormats()]):
+        predictions, seen = asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert [p.answer for p in predictions] == [str(i + 2) for i in range(burst)]
+    per_turn = [b - a for a, b in itertools.pairwise(seen)]
+    assert len(formats) == burst
+    assert max(per_turn) <= STARTS_PER_TURN

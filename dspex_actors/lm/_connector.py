@@ -10,8 +10,14 @@ bytes aiohttp has buffered already, or bytes still waiting in the kernel (a non-
 closes it if so. Bytes that arrive after the request is sent cannot be told apart from
 its reply in HTTP/1.1; that window is as short as a connection's reuse.
 
-This is the only place that relies on aiohttp internals (``TCPConnector._get``, and
-``ResponseHandler.should_close`` being true when unread bytes are buffered);
+:func:`retire` is the other half: aiohttp pools a connection again as soon as a reply's
+body ends, before the client has judged the reply, so a stream that ended without its
+final event (llama-cpp-python's server does that when it fails mid-reply, then closes the
+connection a moment later) would be reused and the next request lost with it.
+
+This is the only place that relies on aiohttp internals (``TCPConnector._get``,
+``ResponseHandler.should_close`` being true when unread bytes are buffered,
+``ResponseHandler.force_close`` and ``ClientResponse._protocol``);
 :func:`check_aiohttp_hooks` fails loudly when a new aiohttp changes them, and the tests
 call it.
 """
@@ -26,7 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-__all__ = ["StrictReuseConnector", "check_aiohttp_hooks"]
+__all__ = ["StrictReuseConnector", "check_aiohttp_hooks", "retire"]
 
 
 class StrictReuseConnector(aiohttp.TCPConnector):
@@ -41,6 +47,19 @@ class StrictReuseConnector(aiohttp.TCPConnector):
             if protocol is None or not (protocol.should_close or _bytes_waiting(protocol)):
                 return connection
             connection.close()  # bytes (or an error, or the peer's close) came while idle
+
+
+def retire(response: aiohttp.ClientResponse) -> None:
+    """Never reuse the connection ``response`` came on, even if it is back in the pool.
+
+    Marked, not closed: a connection still attached closes when it is released, and one
+    in the pool is closed by :meth:`StrictReuseConnector._get` when it is next taken. The
+    protocol is the one ``ClientResponse.start`` keeps (``_protocol``): when the body ends
+    in the same read as the headers, the connection is pooled before ``post`` returns.
+    """
+    protocol = getattr(response, "_protocol", None)
+    if isinstance(protocol, ResponseHandler):
+        protocol.force_close()
 
 
 def _bytes_waiting(protocol: ResponseHandler) -> bool:
@@ -77,4 +96,14 @@ def check_aiohttp_hooks() -> None:
         raise RuntimeError(
             f"aiohttp {aiohttp.__version__}: ResponseHandler.should_close is no longer a "
             "property; update dspex_actors/lm/_connector.py"
+        )
+    if "self._protocol = " not in inspect.getsource(aiohttp.ClientResponse.start):
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__}: ClientResponse.start() no longer keeps "
+            "_protocol; update dspex_actors/lm/_connector.py"
+        )
+    if not callable(getattr(ResponseHandler, "force_close", None)):
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__}: ResponseHandler.force_close() is gone; "
+            "update dspex_actors/lm/_connector.py"
         )

@@ -42,7 +42,7 @@ from dspex_actors._errors import (
 from dspex_actors._loop import IOLoop
 from dspex_actors._types import ChunkSink, LMResponse, StreamChunk
 from dspex_actors._version import __version__
-from dspex_actors.lm._connector import StrictReuseConnector
+from dspex_actors.lm._connector import StrictReuseConnector, retire
 from dspex_actors.lm._lm import LM
 from dspex_actors.lm._proxy import ProxyRoute, resolve_proxy
 from dspex_actors.lm._redact import redact_text, redact_url, strip_userinfo
@@ -253,7 +253,9 @@ class HTTPEndpoint:
                     response.close()  # never back to the pool half-read
                     raise
                 if not isinstance(outcome, LMResponse):
-                    response.close()  # a connection is reused only after a good reply
+                    response.close()  # a connection is reused only after a good reply,
+                    if not isinstance(outcome, LMHTTPStatusError):  # or a whole HTTP error
+                        retire(response)  # also when aiohttp pooled it as the body ended
                 return outcome
         except TimeoutError:
             return LMTimeoutError(

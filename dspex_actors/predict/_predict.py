@@ -167,6 +167,8 @@ class Predict(Module, Parameter):
         async def arequest_fn(
             messages: Sequence[Message], params: Mapping[str, Any]
         ) -> LMResponse:
+            if stream is not None:  # a second request is the adapter's JSON-mode retry
+                stream.begin_request(call.signature)
             request = call.request(messages, params)
             return await system.arequest(request, lm=call.lm, sink=stream)
 

@@ -60,6 +60,11 @@ class Follower:
         """Whether the field's text has begun."""
         return self._start is not None
 
+    @property
+    def gave_out(self) -> bool:
+        """Whether any of the field's text, or its last (empty) piece, was given out."""
+        return self._given > 0 or self.finished
+
     def feed(self, piece: str) -> tuple[str, bool] | None:
         """Add ``piece``; the field's new text and whether the field is complete, or None."""
         raise NotImplementedError

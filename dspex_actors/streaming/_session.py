@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dspex_actors._errors import AdapterParseError
 from dspex_actors._inbox import inbox_for
 from dspex_actors._types import LMResponse, StreamChunk
 from dspex_actors.adapters import ChatAdapter, JSONAdapter, XMLAdapter
+from dspex_actors.signatures import Signature
 from dspex_actors.streaming._json_follower import JSONFieldFollower
 from dspex_actors.streaming._markers import FieldFollower, Follower
 from dspex_actors.streaming._response import StreamResponse
@@ -59,6 +61,29 @@ class CallStream:
     ) -> None:
         self._session = session
         self._followers = [(binding, follower_for(adapter, binding.field)) for binding in bindings]
+        self._pieces = 0
+        self._requests = 0
+
+    def begin_request(self, signature: type[Signature]) -> None:
+        """On the loop, before each LM request of the call. A second one is the adapter's
+        JSON-mode retry (its reply did not parse): that reply is followed as JSON. It is
+        not sent (AdapterParseError) if a listened field already gave out text of the
+        failed reply, which a stream cannot take back."""
+        self._requests += 1
+        if self._requests == 1:
+            return
+        given = [binding.field for binding, follower in self._followers if follower.gave_out]
+        if given:
+            names = ", ".join(f"`{field}`" for field in given)
+            raise AdapterParseError(
+                f"not sent: the stream had already given out {names} of the reply that "
+                f"did not parse (signature `{signature.signature}`), and streamed text cannot be "
+                "taken back",
+                signature=signature,
+            )
+        self._followers = [
+            (binding, JSONFieldFollower(binding.field)) for binding, _ in self._followers
+        ]
         self._pieces = 0
 
     def put(self, item: StreamChunk, /) -> None:

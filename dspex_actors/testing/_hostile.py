@@ -65,6 +65,7 @@ _DEFAULT_OPTIONS: dict[str, dict[str, float]] = {
     "extra_reply_later": {"delay": 0.05},
     "redirect": {},
     "close_after_headers": {},
+    "empty_stream_then_close": {},
 }
 _INTEGER_OPTIONS = frozenset({"size", "decoded_size"})
 
@@ -351,6 +352,12 @@ class HostileServer:
     - ``redirect``: ``301 Moved Permanently`` to ``http://127.0.0.1:1/elsewhere``.
     - ``close_after_headers``: a 200's headers (with Content-Length), then the
       connection closes with no body.
+    - ``empty_stream_then_close``: the first chat request gets a kept-alive 200
+      ``text/event-stream`` whose chunked body ends at once, with no event and no
+      ``data: [DONE]`` (llama-cpp-python's server when a prompt overflows its context);
+      the next request on that connection is read and the connection closed unanswered
+      (that server's close a moment later, made deterministic). Other requests get
+      normal replies.
 
     Only ``POST {url}/chat/completions`` misbehaves; other paths get a plain 404. With
     ``ssl_context`` every behaviour is served over TLS. Use as a context manager or
@@ -379,6 +386,7 @@ class HostileServer:
         self._counters = _Counters()
         self._ids = itertools.count(1)
         self._bomb = b""
+        self._emptied = False  # empty_stream_then_close: the empty stream was sent
         self._port = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -611,6 +619,7 @@ class HostileServer:
         """Read requests and answer them until the client or the behaviour closes."""
         first = True
         stale_due = False
+        emptied = False
         while True:
             try:
                 request = await _read_request(
@@ -635,9 +644,13 @@ class HostileServer:
                 message = f"no route for {request.method} {request.path}"
                 await _send(writer, _error(404, message, close=not request.keep_alive))
                 keep_open = request.keep_alive
+            elif emptied:
+                break  # empty_stream_then_close: the request that reused the connection
             else:
+                was_emptied = self._emptied
                 keep_open = await self._misbehave(request, writer, first=first)
                 stale_due = stale_due or (first and self.behaviour == "extra_reply_later")
+                emptied = self._emptied and not was_emptied  # this request got the empty stream
                 first = False
             if not keep_open:
                 break
@@ -689,6 +702,11 @@ class HostileServer:
                 ("Content-Length", str(len(html))),
             ]
             await _send(writer, _head(301, headers, close=close) + html)
+        elif behaviour == "empty_stream_then_close" and not self._emptied:  # once a server
+            self._emptied = True
+            headers = [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]
+            await _send(writer, _head(200, headers) + b"0\r\n\r\n")
+            return True  # _converse closes it when its next request comes
         elif behaviour == "close_after_headers":
             body = json.dumps(_completion(f"chatcmpl-hostile-{next(self._ids)}", content))
             await _send(writer, _json_head(200, len(body.encode("utf-8"))))

@@ -8,10 +8,12 @@ certificate.
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pykka
 import pytest
 
 from dspex_actors import (
@@ -20,6 +22,7 @@ from dspex_actors import (
     LMTLSError,
     MalformedResponseError,
 )
+from dspex_actors._types import LMResponse, StreamChunk, Submit
 from dspex_actors.lm import LM
 from dspex_actors.system import ActorSystem
 from dspex_actors.testing import (
@@ -126,6 +129,24 @@ def test_a_reply_cut_after_its_headers_is_a_retried_connection_error(
     with pytest.raises(LMConnectionError):
         system.request(user("q", cache=False))
     assert server.requests == 3
+
+
+def test_a_stream_that_ended_without_its_final_event_leaves_no_connection_to_reuse(
+    hostile: Callable[..., HostileServer], make_system: MakeSystem
+) -> None:
+    # llama-cpp-python's server: a kept-alive 200 stream with no event, closed a moment later.
+    server = hostile("empty_stream_then_close")
+    lm = _lm(server, num_retries=0)
+    system = make_system(lm)
+    sink: queue.SimpleQueue[StreamChunk] = queue.SimpleQueue()
+    reply = pykka.ThreadingFuture[LMResponse]()
+    system.client_handle(lm).ref().tell(Submit(user("overflow", cache=False), reply, sink))
+    with pytest.raises(LMConnectionError, match="ended before its final event"):
+        reply.get(timeout=WAIT)
+    assert sink.empty()
+    answer = system.request(user("next", cache=False))  # no retry to hide a lost request
+    assert answer.texts == ("reply to: next",)
+    assert server.connections == 2 and server.requests == 2
 
 
 @pytest.fixture

@@ -166,7 +166,7 @@ def test_unknown_behaviour_is_rejected_with_the_known_ones() -> None:
         HostileServer("sulky")
     for name in HOSTILE_BEHAVIOURS:
         assert name in str(caught.value)
-    assert len(HOSTILE_BEHAVIOURS) == 9
+    assert len(HOSTILE_BEHAVIOURS) == 10
 
 
 @pytest.mark.parametrize(
@@ -434,6 +434,23 @@ def test_close_after_headers_drops_the_body(
             response.read()
     finally:
         conn.close()
+
+
+def test_empty_stream_then_close_ends_the_stream_at_once_and_drops_the_next_request(
+    serve: Callable[..., HostileServer], connect: Callable[..., Wire]
+) -> None:
+    server = serve("empty_stream_then_close")
+    wire = connect(server)
+    wire.send(request_bytes("overflow"))
+    status, headers = wire.read_head()
+    assert status == 200 and headers["content-type"] == "text/event-stream"
+    assert headers["transfer-encoding"] == "chunked" and "connection" not in headers
+    assert wire.read_exactly(5) == b"0\r\n\r\n"  # no event, no data: [DONE]
+    wire.send(request_bytes("reused"))
+    assert wire.closed_by_server() and wire.buffer == b""  # closed, unanswered
+    assert server.requests == 2
+    _, body = post(server, "fresh")  # a new connection is served normally
+    assert content_of(body) == "reply to: fresh"
 
 
 # --- TLS ---------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def create_app(lm: dx.LM) -> FastAPI:
     async def answer_stream(body: Question) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
             async for item in streamed_qa(question=body.question):
+                data: dict[str, Any]
                 if isinstance(item, dx.StreamResponse):
                     data = {"field": item.signature_field_name, "chunk": item.chunk}
                 else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from dspex_actors._errors import ConfigurationError
 from dspex_actors.primitives import Module, Prediction
@@ -16,6 +16,26 @@ from dspex_actors.streaming._session import Binding, StreamSession
 __all__ = ["streamify"]
 
 StreamItem = StreamResponse | Prediction | Any
+
+
+@overload
+def streamify(
+    program: Module,
+    *,
+    stream_listeners: Sequence[StreamListener] | None = None,
+    include_final_prediction_in_output_stream: bool = True,
+    async_streaming: Literal[True] = True,
+) -> Callable[..., AsyncGenerator[StreamItem, None]]: ...
+
+
+@overload
+def streamify(
+    program: Module,
+    *,
+    stream_listeners: Sequence[StreamListener] | None = None,
+    include_final_prediction_in_output_stream: bool = True,
+    async_streaming: Literal[False],
+) -> Callable[..., Generator[StreamItem, None, None]]: ...
 
 
 def streamify(

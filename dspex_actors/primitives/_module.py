@@ -154,15 +154,14 @@ class Module:
         return _with_usage(outputs, tracker)
 
     async def _aforward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if tracer() is None and not has_callbacks(self):
+            return await self._aforward_or_thread(args, kwargs)
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None
         try:
             with internal_span(self._span_name()):
-                if self.has_native_aforward:
-                    outputs = await self.aforward(*args, **kwargs)
-                else:
-                    outputs = await asyncio.to_thread(self.forward, *args, **kwargs)
+                outputs = await self._aforward_or_thread(args, kwargs)
             return outputs
         except BaseException as exc:
             exception = exc
@@ -170,6 +169,11 @@ class Module:
         finally:
             if hook is not None:
                 hook.end(outputs, exception)
+
+    async def _aforward_or_thread(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.has_native_aforward:
+            return await self.aforward(*args, **kwargs)
+        return await asyncio.to_thread(self.forward, *args, **kwargs)
 
     def batch(
         self,

@@ -53,6 +53,11 @@ class LMRequest:
     rollout_id: int | None = None
     on_circuit_open: str | None = None
 
+    def with_circuit_policy(self, on_circuit_open: str) -> LMRequest:
+        """This request with the caller's ``on_circuit_open`` default (made for every call
+        of a batch: ``dataclasses.replace`` costs several times a plain construction)."""
+        return LMRequest(self.messages, self.params, self.cache, self.rollout_id, on_circuit_open)
+
 
 class AttemptRecord(NamedTuple):
     """One HTTP attempt of a call, for telemetry: when (wall clock, ns) and how it ended."""

@@ -61,19 +61,25 @@ _EXACT_FLOAT_INT: Final = 2**53
 def _score(metric: Metric, example: Any, prediction: Any) -> Any:
     """``metric(example, prediction)``, or MetricError naming the metric when it raises or
     returns anything but a finite number (NaN, inf, None, a huge int would poison the sum)."""
-    name = _metric_name(metric)
     try:
         score = metric(example, prediction)
     except Exception as exc:
+        name = _metric_name(metric)
         raise MetricError(f"metric {name} raised {type(exc).__name__}: {exc}") from exc
+    kind = type(score)
+    if kind is bool or (kind is float and math.isfinite(score)):  # the usual scores
+        return score
     if isinstance(score, numbers.Real):
         if isinstance(score, numbers.Integral) and abs(int(score)) > _EXACT_FLOAT_INT:
             bits = int(score).bit_length()
-            raise MetricError(f"metric {name} returned a huge int ({bits} bits); expected a score")
+            raise MetricError(
+                f"metric {_metric_name(metric)} returned a huge int ({bits} bits); "
+                "expected a score"
+            )
         if math.isfinite(float(score)):
             return score
     msg = (
-        f"metric {name} returned {type(score).__name__} {score!r:.80}; "
+        f"metric {_metric_name(metric)} returned {type(score).__name__} {score!r:.80}; "
         "expected a finite bool, int or float"
     )
     raise MetricError(msg)

@@ -845,7 +845,7 @@ def _restart_counts() -> list[tuple[str, int]]:
 def _with_caller_policy(request: LMRequest) -> LMRequest:
     """A batch's call waits out an open circuit once (unless its LM says otherwise)."""
     if request.on_circuit_open is None and in_batch():
-        return dataclasses.replace(request, on_circuit_open="wait")
+        return request.with_circuit_policy("wait")
     return request
 
 

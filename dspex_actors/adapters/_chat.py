@@ -35,7 +35,7 @@ from dspex_actors.signatures import (
     format_value,
     parse_value,
 )
-from dspex_actors.telemetry._callbacks import start_hook
+from dspex_actors.telemetry._callbacks import has_callbacks, start_hook
 from dspex_actors.tools import tool_calls_from_reply
 
 if TYPE_CHECKING:
@@ -192,6 +192,8 @@ class ChatAdapter:
         self, signature: type[Signature], demos: list[Any], inputs: Mapping[str, Any]
     ) -> list[dict[str, str]]:
         """:meth:`format` between the callbacks' ``on_adapter_format_*`` hooks."""
+        if not has_callbacks(self):
+            return self.format(signature, demos, inputs)
         hook = start_hook(
             "adapter_format", self, {"signature": signature, "demos": demos, "inputs": inputs}
         )
@@ -207,6 +209,8 @@ class ChatAdapter:
 
     def _parse_observed(self, signature: type[Signature], completion: str) -> dict[str, Any]:
         """:meth:`parse` between the callbacks' ``on_adapter_parse_*`` hooks."""
+        if not has_callbacks(self):
+            return self.parse(signature, completion)
         hook = start_hook("adapter_parse", self, {"signature": signature, "completion": completion})
         if hook is None:
             return self.parse(signature, completion)

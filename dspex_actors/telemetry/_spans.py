@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dspex_actors._types import CallRecord, LMRequest, LMResponse
-from dspex_actors.telemetry._callbacks import Hook, active_callbacks, start_hook
+from dspex_actors.telemetry._callbacks import Hook, has_callbacks, start_hook
 from dspex_actors.telemetry._otel import (
     Instruments,
     capture_content,
@@ -243,7 +243,7 @@ def observe_lm_call(lm: Any, request: LMRequest, *, via_cache: bool) -> LMCallOb
     """Start observing an LM request (callbacks' ``on_lm_start``, as DSPy calls it: prompt,
     messages, kwargs); None when nothing watches: no callbacks and no OpenTelemetry API."""
     hook = None
-    if active_callbacks(lm):
+    if has_callbacks(lm):
         inputs = {
             "prompt": None,
             "messages": [dict(m) for m in request.messages],

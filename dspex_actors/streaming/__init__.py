@@ -2,6 +2,14 @@
 
 from dspex_actors.streaming._listener import StreamListener
 from dspex_actors.streaming._response import StreamResponse
-from dspex_actors.streaming._streamify import streamify
+from dspex_actors.streaming._status import StatusMessage, StatusMessageProvider
+from dspex_actors.streaming._streamify import apply_sync_streaming, streamify
 
-__all__ = ["StreamListener", "StreamResponse", "streamify"]
+__all__ = [
+    "StatusMessage",
+    "StatusMessageProvider",
+    "StreamListener",
+    "StreamResponse",
+    "apply_sync_streaming",
+    "streamify",
+]

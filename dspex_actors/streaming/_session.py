@@ -124,7 +124,8 @@ class StreamSession:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bindings: Sequence[Binding]) -> None:
         self.loop = loop
-        self.queue: asyncio.Queue[StreamResponse] = asyncio.Queue()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        """StreamResponse pieces and StatusMessage items, in the order they happened."""
         self._bindings = list(bindings)
         self._finished: set[int] = set()
 
@@ -137,6 +138,19 @@ class StreamSession:
             if b.predictor is predictor and (b.allow_reuse or id(b) not in self._finished)
         ]
         return CallStream(self, bindings, adapter) if bindings else None
+
+    def post(self, item: Any) -> None:
+        """Put ``item`` in the stream, from the session's loop or from any other thread
+        (then through the loop's ordered inbox)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.queue.put_nowait(item)
+            return
+        with contextlib.suppress(RuntimeError):  # the consumer's loop is gone
+            inbox_for(self.loop).put(self.queue.put_nowait, item)
 
     def done_with(self, binding: Binding) -> None:
         """A listener without ``allow_reuse`` has streamed its one completion."""

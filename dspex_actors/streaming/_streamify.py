@@ -12,18 +12,22 @@ from dspex_actors.primitives import Module, Prediction
 from dspex_actors.streaming._listener import StreamListener
 from dspex_actors.streaming._response import StreamResponse
 from dspex_actors.streaming._session import Binding, StreamSession
+from dspex_actors.streaming._status import StatusCallback, StatusMessage, StatusMessageProvider
+from dspex_actors.telemetry._callbacks import context_callbacks, global_callbacks
 
-__all__ = ["streamify"]
+__all__ = ["apply_sync_streaming", "streamify"]
 
-StreamItem = StreamResponse | Prediction | Any
+StreamItem = StreamResponse | StatusMessage | Prediction | Any
 
 
 @overload
 def streamify(
     program: Module,
     *,
+    status_message_provider: StatusMessageProvider | None = None,
     stream_listeners: Sequence[StreamListener] | None = None,
     include_final_prediction_in_output_stream: bool = True,
+    is_async_program: bool = False,
     async_streaming: Literal[True] = True,
 ) -> Callable[..., AsyncGenerator[StreamItem, None]]: ...
 
@@ -32,8 +36,10 @@ def streamify(
 def streamify(
     program: Module,
     *,
+    status_message_provider: StatusMessageProvider | None = None,
     stream_listeners: Sequence[StreamListener] | None = None,
     include_final_prediction_in_output_stream: bool = True,
+    is_async_program: bool = False,
     async_streaming: Literal[False],
 ) -> Callable[..., Generator[StreamItem, None, None]]: ...
 
@@ -41,8 +47,10 @@ def streamify(
 def streamify(
     program: Module,
     *,
+    status_message_provider: StatusMessageProvider | None = None,
     stream_listeners: Sequence[StreamListener] | None = None,
     include_final_prediction_in_output_stream: bool = True,
+    is_async_program: bool = False,
     async_streaming: bool = True,
 ) -> Callable[..., AsyncGenerator[StreamItem, None] | Generator[StreamItem, None, None]]:
     """Wrap ``program`` so that calling it streams, as DSPy's ``dspy.streamify`` does.
@@ -54,6 +62,11 @@ def streamify(
     request. A stream cut mid-way raises its :class:`~dspex_actors.LMError` from the
     generator. A listener for a field no predictor of the program has is a
     :class:`~dspex_actors.ConfigurationError`, here, before anything runs.
+
+    :class:`StatusMessage` items say what the run is doing, as the
+    ``status_message_provider`` words it (by default, as DSPy's: a tool call starting and
+    ending). ``is_async_program`` is accepted for DSPy's sake and changes nothing: a
+    program with ``aforward`` runs on the loop, any other on a worker thread.
     """
     program_value: object = program
     if not isinstance(program_value, Module):
@@ -61,13 +74,19 @@ def streamify(
         raise ConfigurationError(msg)
     bindings = _bind(program, list(stream_listeners or ()))
     include_final = include_final_prediction_in_output_stream
+    provider = status_message_provider or StatusMessageProvider()
+    callbacks = context_callbacks()
 
     async def astream(**inputs: Any) -> AsyncGenerator[StreamItem, None]:
         session = StreamSession(asyncio.get_running_loop(), bindings)
         token = session.enter()
-        try:  # the task's context is a copy of this one: it sees the session
+        scoped = callbacks.get()
+        base = scoped if scoped is not None else global_callbacks()
+        callbacks_token = callbacks.set((*base, StatusCallback(provider, session)))
+        try:  # the task's context is a copy of this one: it sees the session and callback
             run = asyncio.ensure_future(program.acall(**inputs))
         finally:
+            callbacks.reset(callbacks_token)
             session.leave(token)
         try:
             while True:
@@ -90,22 +109,29 @@ def streamify(
                     await run
 
     def stream(**inputs: Any) -> Generator[StreamItem, None, None]:
-        loop = asyncio.new_event_loop()
-        items = astream(**inputs)
-        try:
-            while True:
-                try:
-                    item = loop.run_until_complete(items.__anext__())
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            try:
-                loop.run_until_complete(items.aclose())
-            finally:
-                loop.close()
+        return apply_sync_streaming(astream(**inputs))
 
     return astream if async_streaming else stream
+
+
+def apply_sync_streaming(
+    async_generator: AsyncGenerator[StreamItem, None],
+) -> Generator[StreamItem, None, None]:
+    """The items of ``async_generator`` as a plain generator (DSPy's helper of that name):
+    run on an event loop of its own in this thread, closed when the generator is."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                item = loop.run_until_complete(async_generator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        try:
+            loop.run_until_complete(async_generator.aclose())
+        finally:
+            loop.close()
 
 
 def _bind(program: Module, listeners: list[StreamListener]) -> list[Binding]:

@@ -55,7 +55,7 @@ from dspex_actors.modules import (
     majority,
 )
 from dspex_actors.predict import ChainOfThought, Predict, record_trace
-from dspex_actors.primitives import Example, Module, Prediction, load
+from dspex_actors.primitives import Example, Module, Prediction, asyncify, load, syncify
 from dspex_actors.signatures import (
     History,
     InputField,
@@ -145,6 +145,7 @@ __all__ = [
     "__version__",
     "answer_exact_match",
     "answer_passage_match",
+    "asyncify",
     "configure",
     "context",
     "current_system",
@@ -155,5 +156,6 @@ __all__ = [
     "make_signature",
     "record_trace",
     "streamify",
+    "syncify",
     "track_usage",
 ]

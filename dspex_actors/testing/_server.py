@@ -1,15 +1,19 @@
 """LocalLMServer: a real OpenAI-compatible HTTP server on 127.0.0.1 for tests and demos.
 
-One I/O thread (``_loop.py``) reads every connection, answers with the built-in
-responders right away and holds replies timed for later (latency, jitter, hang faults)
-in a deadline heap; responders passed in as callables may block, so they run on worker
-threads (``_workers.py``) and only their result comes back to the I/O thread. A reply is
-computed when its request arrives and leaves when due, so simultaneous replies leave
-together. A streamed reply (``"stream": true``, Server-Sent Events over a chunked body,
-encoded by ``_sse.py``) is computed whole on arrival too; with a stream interval its
-events go out one at a time, the rest of the stream held in the same heap between them.
+One asyncio event loop on one thread (``_server_loop.py``) serves every connection;
+httptools reads the requests (``_connection.py``). Built-in responders answer on the
+loop thread right away; replies timed for later (latency, jitter, hang faults) are
+held as loop timers. Responders passed in as callables may block, so they run on
+worker threads (``_workers.py``) and only their result comes back to the loop
+(``call_soon_threadsafe``). A reply is computed when its request arrives and leaves
+when due, so simultaneous replies leave together. A streamed reply (``"stream": true``,
+Server-Sent Events over a chunked body, encoded by ``_sse.py``) is computed whole on
+arrival too; with a stream interval its events go out one at a time, the rest of the
+stream held by a timer between them. Reply bytes come from ``_http_replies.py``.
 stop() abandons held replies and streams and closes every connection, so it returns
-promptly with no thread left (workers stuck in a responder are joined with a timeout).
+promptly with no thread, socket or loop left (workers stuck in a responder are joined
+with a timeout). Raw-socket misbehaviour (trickling, desynchronised replies) is
+``_hostile.py``'s.
 """
 
 from __future__ import annotations
@@ -27,16 +31,9 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from dspex_actors.testing._connection import Channel, ProtocolError, Request
 from dspex_actors.testing._faults import ErrorReply, Fault, FaultPlan, FaultRates
-from dspex_actors.testing._http import (
-    LAST_CHUNK,
-    ProtocolError,
-    Request,
-    body_chunk,
-    reply_bytes,
-    stream_head,
-)
-from dspex_actors.testing._loop import Channel, EventLoop
+from dspex_actors.testing._http_replies import LAST_CHUNK, body_chunk, reply_bytes, stream_head
 from dspex_actors.testing._responders import (
     ChatRequest,
     Responder,
@@ -44,6 +41,7 @@ from dspex_actors.testing._responders import (
     runs_inline,
 )
 from dspex_actors.testing._routes import Route, route_for
+from dspex_actors.testing._server_loop import ServerLoop
 from dspex_actors.testing._sse import DONE, chunk_payloads, sse_event
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
 from dspex_actors.testing._tool_calls import ToolCallReply, openai_choice
@@ -134,7 +132,7 @@ class _Exchange(NamedTuple):
 
 
 class _Held(NamedTuple):
-    """A reply (or the rest of a stream, its next event due) waiting in the deadline heap."""
+    """A reply (or the rest of a stream, its next event due) held by a loop timer."""
 
     exchange: _Exchange
     reply: _Answer
@@ -192,7 +190,7 @@ class LocalLMServer:
         self._faults = FaultPlan(seed)
         self._stats = StatsRecorder(max_logged_requests)
         self._stopping = threading.Event()
-        self._loop: EventLoop[_Held] | None = None
+        self._loop: ServerLoop[_Held] | None = None
         self._workers: WorkerPool | None = None
         self._port = 0
         self._ids = itertools.count(1)
@@ -204,7 +202,7 @@ class LocalLMServer:
         if self._loop is not None:
             raise RuntimeError("LocalLMServer is already running")
         self._stopping.clear()
-        loop: EventLoop[_Held] = EventLoop(
+        loop: ServerLoop[_Held] = ServerLoop(
             (self._host, self._requested_port),
             name="dspex-lm-server",
             on_request=self._on_request,
@@ -214,7 +212,11 @@ class LocalLMServer:
         self._port = loop.port
         self._workers = WorkerPool(f"dspex-lm-responder-{self._port}")
         self._loop = loop
-        loop.start()
+        try:
+            loop.start()
+        except BaseException:
+            self._loop = self._workers = None
+            raise
         logger.info("local LM server listening on %s", self.url)
         return self
 
@@ -286,7 +288,7 @@ class LocalLMServer:
         if self._require_loop().close_connections(timeout):
             raise TimeoutError(f"connections still open after {timeout:g}s")
 
-    def _require_loop(self) -> EventLoop[_Held]:
+    def _require_loop(self) -> ServerLoop[_Held]:
         """The I/O loop; raises when not running."""
         if self._loop is None:
             raise RuntimeError(

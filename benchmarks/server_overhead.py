@@ -13,8 +13,9 @@ long run over a dev set). Figures are the median of ``--rounds`` rounds.
 
 The same-run floor is a minimal asyncio server (a subprocess too) answering every request
 with a fixed JSON body: what parsing HTTP and writing a reply cost at the least here. The
-same fixed reply from aiohttp's low-level web server shows what a server on aiohttp.web
-would cost before any responder runs.
+same fixed reply from an asyncio Protocol reading with httptools (and decoding the JSON
+body) is what LocalLMServer's own transport costs before its responder runs; from
+aiohttp's low-level web server, what a server on aiohttp.web would cost.
 
 Spread: ``--concurrent`` DSPy requests (distinct questions) written back to back over
 their own keep-alive connections by one selector-driven client thread (no client threads
@@ -87,6 +88,44 @@ async def main():
 
 asyncio.run(main())
 """
+
+HTTPTOOLS_SERVER = r"""
+import asyncio, json
+import httptools
+
+BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
+REPLY = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
+
+class Reader(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.parser, self.body = transport, httptools.HttpRequestParser(self), []
+
+    def data_received(self, data):
+        self.parser.feed_data(data)
+
+    def on_header(self, name, value):
+        pass
+
+    def on_body(self, body):
+        self.body.append(body)
+
+    def on_message_complete(self):
+        json.loads(b"".join(self.body))
+        self.body = []
+        self.transport.write(REPLY)
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Reader, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+"""The fixed reply from an asyncio Protocol parsing with httptools, the JSON body decoded:
+LocalLMServer's transport and parser with nothing of its own."""
 
 AIOHTTP_SERVER = r"""
 import asyncio
@@ -298,6 +337,9 @@ def main() -> None:
     with floor_server() as (pid, port):
         floor = cpu_per_request(pid, port, kinds["plain"], args.rounds)
     print(describe("floor (minimal asyncio, fixed reply)", floor))
+    with floor_server(HTTPTOOLS_SERVER) as (pid, port):
+        httptools_cost = cpu_per_request(pid, port, kinds["plain"], args.rounds)
+    print(describe("asyncio + httptools + json, fixed reply", httptools_cost, floor))
     with floor_server(AIOHTTP_SERVER) as (pid, port):
         aiohttp_cost = cpu_per_request(pid, port, kinds["plain"], args.rounds)
     print(describe("aiohttp.web.Server, fixed reply", aiohttp_cost, floor))

@@ -119,12 +119,10 @@ class Channel(asyncio.Protocol):
         if not self._in_body:
             self._head_bytes += len(data)
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             error = cause if isinstance(cause, ProtocolError) else ProtocolError(400, str(exc))
-        except httptools.HttpParserUpgrade:
-            error = ProtocolError(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             error = ProtocolError(400, f"malformed request: {exc}")
         else:
@@ -133,6 +131,18 @@ class Channel(asyncio.Protocol):
             error = ProtocolError(431, "request headers too large")
         self._failed = True
         self._owner.arrived(self, error)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``; an ``Upgrade`` request is answered as plain HTTP/1.1 (RFC 9110
+        lets a server ignore the header), and what follows it is parsed as HTTP too."""
+        while True:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                data = data[exc.args[0] :]
+                if data:
+                    continue
+            return
 
     def eof_received(self) -> bool:
         """The client stopped sending: a reply still being prepared for it is skipped."""

@@ -20,7 +20,7 @@ __all__ = ["Channel", "ChannelOwner", "ProtocolError", "Request"]
 
 _MAX_HEADERS = 100
 _MAX_HEAD = 256 * 1024
-"""Bytes of request target and headers accepted (llhttp sets no limit of its own)."""
+"""Bytes of request line and headers accepted."""
 _METHODS = {b"GET": "GET", b"POST": "POST"}
 
 
@@ -73,9 +73,6 @@ class Channel(asyncio.Protocol):
         "_failed",
         "_head_bytes",
         "_headers",
-        "_http11",
-        "_in_body",
-        "_keep_alive",
         "_owner",
         "_parser",
         "_url",
@@ -100,11 +97,9 @@ class Channel(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
-        self._keep_alive = True
-        self._http11 = True
-        self._in_body = False
         self._head_bytes = 0
-        """Bytes received while reading the current head: bounds a head that never ends."""
+        """Bytes received since the current request began and before its body: bounds a
+        head that never ends (llhttp sets no limit of its own)."""
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -116,33 +111,30 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._failed:
             return
-        if not self._in_body:
-            self._head_bytes += len(data)
+        self._head_bytes += len(data)
         try:
-            self._feed(data)
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._ignore_upgrade(data[exc.args[0] :])
+            return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             error = cause if isinstance(cause, ProtocolError) else ProtocolError(400, str(exc))
         except httptools.HttpParserError as exc:
             error = ProtocolError(400, f"malformed request: {exc}")
         else:
-            if self._head_bytes <= _MAX_HEAD or self._in_body:
+            if self._head_bytes <= _MAX_HEAD:
                 return
             error = ProtocolError(431, "request headers too large")
         self._failed = True
         self._owner.arrived(self, error)
 
-    def _feed(self, data: bytes) -> None:
-        """Parse ``data``; an ``Upgrade`` request is answered as plain HTTP/1.1 (RFC 9110
-        lets a server ignore the header), and what follows it is parsed as HTTP too."""
-        while True:
-            try:
-                self._parser.feed_data(data)
-            except httptools.HttpParserUpgrade as exc:
-                data = data[exc.args[0] :]
-                if data:
-                    continue
-            return
+    def _ignore_upgrade(self, rest: bytes) -> None:
+        """Answer an ``Upgrade`` request as plain HTTP/1.1 (RFC 9110 lets a server ignore
+        the header); what follows it is read as HTTP too."""
+        self._head_bytes = 0
+        if rest:
+            self.data_received(rest)
 
     def eof_received(self) -> bool:
         """The client stopped sending: a reply still being prepared for it is skipped."""
@@ -192,17 +184,13 @@ class Channel(asyncio.Protocol):
         if len(headers) > _MAX_HEADERS:
             raise ProtocolError(431, "request headers too large")
 
-    def on_headers_complete(self) -> None:
-        parser = self._parser
-        self._keep_alive = parser.should_keep_alive()
-        self._http11 = parser.get_http_version() == "1.1"
-        self._in_body = True
-
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+        self._head_bytes = 0  # past the head
 
     def on_message_complete(self) -> None:
-        method = self._parser.get_method()
+        parser = self._parser
+        method = parser.get_method()
         parts = self._body
         request = Request(
             _METHODS.get(method) or method.decode("latin-1"),
@@ -212,12 +200,11 @@ class Channel(asyncio.Protocol):
                 for name, value in self._headers
             },
             parts[0] if len(parts) == 1 else b"".join(parts),
-            self._keep_alive,
-            self._http11,
+            parser.should_keep_alive(),
+            parser.get_http_version() == "1.1",
         )
         self._url = b""
         self._headers = []
         self._body = []
-        self._in_body = False
         self._head_bytes = 0
         self._owner.arrived(self, request)

@@ -44,6 +44,7 @@ _BACKLOG = 256
 _START_TIMEOUT = 10.0
 _SETTLE_ROUNDS = 50
 _FD_SETSIZE = 1024  # select() takes no higher descriptor
+_monotonic = time.monotonic
 
 
 class _StampingSelector(selectors.DefaultSelector):
@@ -55,12 +56,12 @@ class _StampingSelector(selectors.DefaultSelector):
         self.polled_at = time.monotonic()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout and timeout > 0 and self.fileno() < _FD_SETSIZE:
+        if timeout and self.fileno() < _FD_SETSIZE:
             select.select([self.fileno()], [], [], timeout)
             timeout = 0.0
         events = super().select(timeout)
         self.polls += 1
-        self.polled_at = time.monotonic()
+        self.polled_at = _monotonic()
         return events
 
 

@@ -52,15 +52,36 @@ from dspex_actors.testing import ServerProcess
 HEADERS = {"Content-Type": "application/json"}
 PATH = "/v1/chat/completions"
 
-FLOOR_SERVER = r"""
-import asyncio, sys
-
+_FIXED_REPLY = r"""
 BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
 REPLY = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
     + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
 )
+"""
 
+
+def _fixed_reply_server(imports: str, code: str, protocol: str) -> str:
+    """A server script: ``imports``, BODY and REPLY, ``code``, then serving ``protocol``
+    (an asyncio protocol factory) on a free port, which it prints."""
+    return (
+        imports
+        + _FIXED_REPLY
+        + code
+        + f"""
+async def main():
+    server = await asyncio.get_running_loop().create_server({protocol}, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+    )
+
+
+FLOOR_SERVER = _fixed_reply_server(
+    "import asyncio\n",
+    r"""
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport, self.buffer = transport, b""
@@ -80,25 +101,13 @@ class Echo(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length:]
             self.transport.write(REPLY)
-
-async def main():
-    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-HTTPTOOLS_SERVER = r"""
-import asyncio, json
-import httptools
-
-BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
-REPLY = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-    + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+""",
+    "Echo",
 )
 
+HTTPTOOLS_SERVER = _fixed_reply_server(
+    "import asyncio, json\nimport httptools\n",
+    r"""
 class Reader(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport, self.parser, self.body = transport, httptools.HttpRequestParser(self), []
@@ -116,35 +125,21 @@ class Reader(asyncio.Protocol):
         json.loads(b"".join(self.body))
         self.body = []
         self.transport.write(REPLY)
-
-async def main():
-    server = await asyncio.get_running_loop().create_server(Reader, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+""",
+    "Reader",
+)
 """The fixed reply from an asyncio Protocol parsing with httptools, the JSON body decoded:
 LocalLMServer's transport and parser with nothing of its own."""
 
-AIOHTTP_SERVER = r"""
-import asyncio
-from aiohttp import web
-
-BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
-
+AIOHTTP_SERVER = _fixed_reply_server(
+    "import asyncio\nfrom aiohttp import web\n",
+    r"""
 async def handler(request):
     await request.read()
     return web.Response(body=BODY, content_type="application/json")
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(web.Server(handler, access_log=None), "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+""",
+    "web.Server(handler, access_log=None)",
+)
 """aiohttp's low-level web server (no router, no Application) with the same fixed reply:
 what moving the local server onto it would cost per request at the least."""
 

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -159,6 +160,9 @@ class LocalLMServer:
     Messages API (``/v1/messages``), Gemini (``/v1beta/models/{model}:generateContent``,
     ``:streamGenerateContent?alt=sse``) and Azure OpenAI deployment URLs, each validated
     and answered in its own shapes (``_routes.py``).
+
+    With ``ssl_context`` (e.g. :func:`server_ssl_context` of a
+    :func:`self_signed_certificate`) it serves HTTPS, and its URLs say ``https``.
     """
 
     def __init__(
@@ -174,8 +178,10 @@ class LocalLMServer:
         max_logged_requests: int = 10_000,
         stream_chunk_chars: int = 8,
         stream_interval: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._responder = resolve_responder(responder)
+        self._ssl = ssl_context
         self._check_latency(latency, jitter)
         self._latency = latency
         self._jitter = jitter
@@ -208,6 +214,7 @@ class LocalLMServer:
             on_request=self._on_request,
             on_due=self._release,
             on_abandon=self._abandon,
+            ssl_context=self._ssl,
         )
         self._port = loop.port
         self._workers = WorkerPool(f"dspex-lm-responder-{self._port}")
@@ -266,8 +273,9 @@ class LocalLMServer:
 
     @property
     def root_url(self) -> str:
-        """``http://HOST:PORT`` (control endpoints live under ``/_dspex/``)."""
-        return f"http://{self._host}:{self.port}"
+        """``http://HOST:PORT`` (``https`` with TLS; control endpoints live under ``/_dspex/``)."""
+        scheme = "http" if self._ssl is None else "https"
+        return f"{scheme}://{self._host}:{self.port}"
 
     @property
     def url(self) -> str:

@@ -26,11 +26,12 @@ import logging
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from dspex_actors.testing._connection import Channel, ProtocolError, Request
 
@@ -42,6 +43,7 @@ T = TypeVar("T")
 
 _BACKLOG = 256
 _START_TIMEOUT = 10.0
+_HANDSHAKE_TIMEOUT = 10.0
 _SETTLE_ROUNDS = 50
 _FD_SETSIZE = 1024  # select() takes no higher descriptor
 _monotonic = time.monotonic
@@ -66,7 +68,7 @@ class _StampingSelector(selectors.DefaultSelector):
 
 
 class ServerLoop(Generic[T]):
-    """Serves ``address`` on its own thread.
+    """Serves ``address`` on its own thread (over TLS with ``ssl_context``).
 
     ``on_request(channel, request_or_error, arrival)`` runs on the loop thread for each
     request in order; ``on_due(items)`` gets held items whose deadline passed;
@@ -81,14 +83,17 @@ class ServerLoop(Generic[T]):
         on_request: Callable[[Channel, Request | ProtocolError, float], None],
         on_due: Callable[[list[T]], None],
         on_abandon: Callable[[list[T]], None],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._on_request = on_request
+        self._ssl = ssl_context
         self._on_due = on_due
         self._on_abandon = on_abandon
         self._listener = socket.create_server(address, backlog=_BACKLOG)
         self.port: int = self._listener.getsockname()[1]
         self._selector = _StampingSelector()
         self._loop = asyncio.SelectorEventLoop(self._selector)
+        self._loop.set_exception_handler(self._on_loop_error)
         self._server: asyncio.Server | None = None
         self._channels: set[Channel] = set()
         self._ready: deque[tuple[Channel, Request | ProtocolError, float]] = deque()
@@ -269,11 +274,24 @@ class ServerLoop(Generic[T]):
         except Exception:
             logger.exception("abandoning held replies failed")
 
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's report of an error; connection set-ups cancelled at stop are expected."""
+        if self._closed and isinstance(context.get("exception"), asyncio.CancelledError):
+            logger.debug("at stop: %s", context.get("message"))
+            return
+        loop.default_exception_handler(context)
+
     def _run(self) -> None:
         loop = self._loop
         try:
             self._server = loop.run_until_complete(
-                loop.create_server(lambda: Channel(self), sock=self._listener, backlog=_BACKLOG)
+                loop.create_server(
+                    lambda: Channel(self),
+                    sock=self._listener,
+                    backlog=_BACKLOG,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=None if self._ssl is None else _HANDSHAKE_TIMEOUT,
+                )
             )
         except BaseException as exc:
             self._start_error = exc
@@ -309,7 +327,11 @@ class ServerLoop(Generic[T]):
             loop.close()
 
     async def _close_all(self) -> None:
-        """Stop accepting, abort every connection and let their transports finish closing."""
+        """Stop accepting, abort every connection and let their transports finish closing.
+
+        Connections still being set up (a TLS handshake a client never finishes) are
+        cancelled.
+        """
         if self._server is not None:
             self._server.close()
         current = asyncio.current_task()
@@ -320,4 +342,6 @@ class ServerLoop(Generic[T]):
             others = [task for task in asyncio.all_tasks() if task is not current]
             if not self._channels and not others:
                 return
+            for task in others:
+                task.cancel()
         logger.warning("local LM server connections still closing at stop: %d", len(self._channels))

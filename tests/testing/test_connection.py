@@ -1,13 +1,19 @@
-"""The local server's request reading (httptools, fed without sockets), then over sockets."""
+"""The local server's request reading (httptools, fed without sockets), over sockets, over TLS."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
-from dspex_actors.testing import LocalLMServer
+from dspex_actors.testing import LocalLMServer, self_signed_certificate, server_ssl_context
 from dspex_actors.testing._connection import Channel, ProtocolError, Request
 from dspex_actors.testing._http_replies import reply_bytes
 
@@ -174,3 +180,34 @@ def test_too_many_headers_get_431_and_a_close(lm_server: LocalLMServer) -> None:
     reply = _exchange(lm_server, b"GET /v1/models HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n")
     assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert b"Connection: close\r\n" in reply and b"too large" in reply
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[LocalLMServer, Path]]:
+    cert, key = self_signed_certificate(tmp_path)
+    with LocalLMServer(ssl_context=server_ssl_context(cert, key)) as server:
+        yield server, cert
+
+
+def test_https_is_served_with_the_given_certificate(
+    tls_server: tuple[LocalLMServer, Path],
+) -> None:
+    server, cert = tls_server
+    assert server.url.startswith("https://127.0.0.1:")
+    messages = [{"role": "user", "content": "What is 3 + 4?"}]
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(cert))) as client:
+        for _ in range(2):  # the second on the same TLS connection
+            reply = client.post(f"{server.url}/chat/completions", json={"messages": messages})
+            assert reply.json()["choices"][0]["message"]["content"] == "7"
+    assert server.stats().status(200) == 2
+
+
+def test_stop_returns_with_a_tls_handshake_never_finished(tmp_path: Path) -> None:
+    server = LocalLMServer(ssl_context=server_ssl_context(*self_signed_certificate(tmp_path)))
+    server.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
+        assert silent.recv(100) == b""  # closed by the server
+    assert not [t for t in threading.enumerate() if t.name.startswith("dspex-lm-")]

@@ -13,8 +13,9 @@ long run over a dev set). Figures are the median of ``--rounds`` rounds.
 
 The same-run floor is a minimal asyncio server (a subprocess too) answering every request
 with a fixed JSON body: what parsing HTTP and writing a reply cost at the least here. The
-same fixed reply from aiohttp's low-level web server shows what a server on aiohttp.web
-would cost before any responder runs.
+same fixed reply from an asyncio Protocol reading with httptools (and decoding the JSON
+body) is what LocalLMServer's own transport costs before its responder runs; from
+aiohttp's low-level web server, what a server on aiohttp.web would cost.
 
 Spread: ``--concurrent`` DSPy requests (distinct questions) written back to back over
 their own keep-alive connections by one selector-driven client thread (no client threads
@@ -51,15 +52,36 @@ from dspex_actors.testing import ServerProcess
 HEADERS = {"Content-Type": "application/json"}
 PATH = "/v1/chat/completions"
 
-FLOOR_SERVER = r"""
-import asyncio, sys
-
+_FIXED_REPLY = r"""
 BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
 REPLY = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
     + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
 )
+"""
 
+
+def _fixed_reply_server(imports: str, code: str, protocol: str) -> str:
+    """A server script: ``imports``, BODY and REPLY, ``code``, then serving ``protocol``
+    (an asyncio protocol factory) on a free port, which it prints."""
+    return (
+        imports
+        + _FIXED_REPLY
+        + code
+        + f"""
+async def main():
+    server = await asyncio.get_running_loop().create_server({protocol}, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+    )
+
+
+FLOOR_SERVER = _fixed_reply_server(
+    "import asyncio\n",
+    r"""
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport, self.buffer = transport, b""
@@ -79,33 +101,45 @@ class Echo(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length:]
             self.transport.write(REPLY)
+""",
+    "Echo",
+)
 
-async def main():
-    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
+HTTPTOOLS_SERVER = _fixed_reply_server(
+    "import asyncio, json\nimport httptools\n",
+    r"""
+class Reader(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.parser, self.body = transport, httptools.HttpRequestParser(self), []
 
-asyncio.run(main())
-"""
+    def data_received(self, data):
+        self.parser.feed_data(data)
 
-AIOHTTP_SERVER = r"""
-import asyncio
-from aiohttp import web
+    def on_header(self, name, value):
+        pass
 
-BODY = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}}]}'
+    def on_body(self, body):
+        self.body.append(body)
 
+    def on_message_complete(self):
+        json.loads(b"".join(self.body))
+        self.body = []
+        self.transport.write(REPLY)
+""",
+    "Reader",
+)
+"""The fixed reply from an asyncio Protocol parsing with httptools, the JSON body decoded:
+LocalLMServer's transport and parser with nothing of its own."""
+
+AIOHTTP_SERVER = _fixed_reply_server(
+    "import asyncio\nfrom aiohttp import web\n",
+    r"""
 async def handler(request):
     await request.read()
     return web.Response(body=BODY, content_type="application/json")
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(web.Server(handler, access_log=None), "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+""",
+    "web.Server(handler, access_log=None)",
+)
 """aiohttp's low-level web server (no router, no Application) with the same fixed reply:
 what moving the local server onto it would cost per request at the least."""
 
@@ -298,6 +332,9 @@ def main() -> None:
     with floor_server() as (pid, port):
         floor = cpu_per_request(pid, port, kinds["plain"], args.rounds)
     print(describe("floor (minimal asyncio, fixed reply)", floor))
+    with floor_server(HTTPTOOLS_SERVER) as (pid, port):
+        httptools_cost = cpu_per_request(pid, port, kinds["plain"], args.rounds)
+    print(describe("asyncio + httptools + json, fixed reply", httptools_cost, floor))
     with floor_server(AIOHTTP_SERVER) as (pid, port):
         aiohttp_cost = cpu_per_request(pid, port, kinds["plain"], args.rounds)
     print(describe("aiohttp.web.Server, fixed reply", aiohttp_cost, floor))

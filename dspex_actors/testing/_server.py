@@ -1,15 +1,19 @@
 """LocalLMServer: a real OpenAI-compatible HTTP server on 127.0.0.1 for tests and demos.
 
-One I/O thread (``_loop.py``) reads every connection, answers with the built-in
-responders right away and holds replies timed for later (latency, jitter, hang faults)
-in a deadline heap; responders passed in as callables may block, so they run on worker
-threads (``_workers.py``) and only their result comes back to the I/O thread. A reply is
-computed when its request arrives and leaves when due, so simultaneous replies leave
-together. A streamed reply (``"stream": true``, Server-Sent Events over a chunked body,
-encoded by ``_sse.py``) is computed whole on arrival too; with a stream interval its
-events go out one at a time, the rest of the stream held in the same heap between them.
+One asyncio event loop on one thread (``_server_loop.py``) serves every connection;
+httptools reads the requests (``_connection.py``). Built-in responders answer on the
+loop thread right away; replies timed for later (latency, jitter, hang faults) are
+held as loop timers. Responders passed in as callables may block, so they run on
+worker threads (``_workers.py``) and only their result comes back to the loop
+(``call_soon_threadsafe``). A reply is computed when its request arrives and leaves
+when due, so simultaneous replies leave together. A streamed reply (``"stream": true``,
+Server-Sent Events over a chunked body, encoded by ``_sse.py``) is computed whole on
+arrival too; with a stream interval its events go out one at a time, the rest of the
+stream held by a timer between them. Reply bytes come from ``_http_replies.py``.
 stop() abandons held replies and streams and closes every connection, so it returns
-promptly with no thread left (workers stuck in a responder are joined with a timeout).
+promptly with no thread, socket or loop left (workers stuck in a responder are joined
+with a timeout). Raw-socket misbehaviour (trickling, desynchronised replies) is
+``_hostile.py``'s.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -27,16 +32,9 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from dspex_actors.testing._connection import Channel, ProtocolError, Request
 from dspex_actors.testing._faults import ErrorReply, Fault, FaultPlan, FaultRates
-from dspex_actors.testing._http import (
-    LAST_CHUNK,
-    ProtocolError,
-    Request,
-    body_chunk,
-    reply_bytes,
-    stream_head,
-)
-from dspex_actors.testing._loop import Channel, EventLoop
+from dspex_actors.testing._http_replies import LAST_CHUNK, body_chunk, reply_bytes, stream_head
 from dspex_actors.testing._responders import (
     ChatRequest,
     Responder,
@@ -44,6 +42,7 @@ from dspex_actors.testing._responders import (
     runs_inline,
 )
 from dspex_actors.testing._routes import Route, route_for
+from dspex_actors.testing._server_loop import ServerLoop
 from dspex_actors.testing._sse import DONE, chunk_payloads, sse_event
 from dspex_actors.testing._stats import ServerStats, StatsRecorder
 from dspex_actors.testing._tool_calls import ToolCallReply, openai_choice
@@ -134,7 +133,7 @@ class _Exchange(NamedTuple):
 
 
 class _Held(NamedTuple):
-    """A reply (or the rest of a stream, its next event due) waiting in the deadline heap."""
+    """A reply (or the rest of a stream, its next event due) held by a loop timer."""
 
     exchange: _Exchange
     reply: _Answer
@@ -161,6 +160,9 @@ class LocalLMServer:
     Messages API (``/v1/messages``), Gemini (``/v1beta/models/{model}:generateContent``,
     ``:streamGenerateContent?alt=sse``) and Azure OpenAI deployment URLs, each validated
     and answered in its own shapes (``_routes.py``).
+
+    With ``ssl_context`` (e.g. :func:`server_ssl_context` of a
+    :func:`self_signed_certificate`) it serves HTTPS, and its URLs say ``https``.
     """
 
     def __init__(
@@ -176,8 +178,10 @@ class LocalLMServer:
         max_logged_requests: int = 10_000,
         stream_chunk_chars: int = 8,
         stream_interval: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._responder = resolve_responder(responder)
+        self._ssl = ssl_context
         self._check_latency(latency, jitter)
         self._latency = latency
         self._jitter = jitter
@@ -192,7 +196,7 @@ class LocalLMServer:
         self._faults = FaultPlan(seed)
         self._stats = StatsRecorder(max_logged_requests)
         self._stopping = threading.Event()
-        self._loop: EventLoop[_Held] | None = None
+        self._loop: ServerLoop[_Held] | None = None
         self._workers: WorkerPool | None = None
         self._port = 0
         self._ids = itertools.count(1)
@@ -204,17 +208,22 @@ class LocalLMServer:
         if self._loop is not None:
             raise RuntimeError("LocalLMServer is already running")
         self._stopping.clear()
-        loop: EventLoop[_Held] = EventLoop(
+        loop: ServerLoop[_Held] = ServerLoop(
             (self._host, self._requested_port),
             name="dspex-lm-server",
             on_request=self._on_request,
             on_due=self._release,
             on_abandon=self._abandon,
+            ssl_context=self._ssl,
         )
         self._port = loop.port
         self._workers = WorkerPool(f"dspex-lm-responder-{self._port}")
         self._loop = loop
-        loop.start()
+        try:
+            loop.start()
+        except BaseException:
+            self._loop = self._workers = None
+            raise
         logger.info("local LM server listening on %s", self.url)
         return self
 
@@ -264,8 +273,9 @@ class LocalLMServer:
 
     @property
     def root_url(self) -> str:
-        """``http://HOST:PORT`` (control endpoints live under ``/_dspex/``)."""
-        return f"http://{self._host}:{self.port}"
+        """``http://HOST:PORT`` (``https`` with TLS; control endpoints live under ``/_dspex/``)."""
+        scheme = "http" if self._ssl is None else "https"
+        return f"{scheme}://{self._host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -286,7 +296,7 @@ class LocalLMServer:
         if self._require_loop().close_connections(timeout):
             raise TimeoutError(f"connections still open after {timeout:g}s")
 
-    def _require_loop(self) -> EventLoop[_Held]:
+    def _require_loop(self) -> ServerLoop[_Held]:
         """The I/O loop; raises when not running."""
         if self._loop is None:
             raise RuntimeError(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from specialists import Routed, SpecialistResponder
 from teleprompt_helpers import API_KEY, SystemFactory, examples
-from test_gepa import decided, feedback_metric
+from test_gepa import decided, feedback_metric, iteration_requests
 
 from dspex_actors import GEPA
 from dspex_actors._errors import ConfigurationError, OptimizerError
@@ -110,18 +110,6 @@ def test_use_merge_false_is_reflection_only(system_for: SystemFactory) -> None:
     assert plain["iterations"][first:] != merged["iterations"][first + 1 :]
 
 
-def _requests(it: dict[str, Any]) -> int:
-    """LM requests one finished iteration made (cache off)."""
-    if "merge" in it:
-        return len(it["subsample"]) + (VAL if str(it["outcome"]).startswith("accepted") else 0)
-    count = len(it["batch"])
-    if "instruction" in it:
-        count += 1 + len(it["batch"])
-        if str(it["outcome"]).startswith("accepted"):
-            count += VAL
-    return count
-
-
 def run_uncached(server: LocalLMServer, log_dir: Path | None) -> Module:
     lm = LM("openai/local-model", api_base=server.url, api_key=API_KEY, num_retries=0, cache=False)
     with ActorSystem(lm=lm):
@@ -131,7 +119,7 @@ def run_uncached(server: LocalLMServer, log_dir: Path | None) -> Module:
 def test_resume_repeats_no_finished_merge_evaluation(make_lm_server: Any, tmp_path: Path) -> None:
     reference = run_uncached(make_lm_server(SpecialistResponder()), None)
     iterations = reference.detailed_results["iterations"]  # type: ignore[attr-defined]
-    costs = [_requests(it) for it in iterations]
+    costs = [iteration_requests(it, VAL) for it in iterations]
     at = next(
         i
         for i, it in enumerate(iterations)

@@ -1,7 +1,8 @@
 """GEPA: reflective instruction evolution with Pareto-front candidate selection.
 
-Our own implementation of the algorithm DSPy 3.4.1 runs through the ``gepa`` package
-(reflective mutation; merge is not implemented). Each iteration:
+Our own implementation of the algorithm DSPy 3.4.1 runs through the ``gepa`` package:
+reflective mutation and, with ``use_merge`` (the default, as in DSPy), merges of two
+candidates' instructions (:mod:`._gepa_merge`). Each reflective iteration:
 
 1. pick a parent: ``"pareto"`` samples among the candidates that are best on some
    validation instance (dominated ones removed), weighted by how many instances they
@@ -16,6 +17,12 @@ Our own implementation of the algorithm DSPy 3.4.1 runs through the ``gepa`` pac
 4. run the child on the same minibatch; if its sum beats the parent's, score it on the
    whole valset and add it to the pool.
 
+After a child joins, a merge is due (up to ``max_merge_invocations`` accepted merges):
+the next iteration combines two Pareto-front candidates that share an ancestor, scores
+the result on 5 valset instances and adds it (after a full valset evaluation) when it
+does at least as well there as the better parent; a merge that finds no pair leaves
+the iteration to reflection.
+
 It stops once ``max_metric_calls`` evaluations (program runs scored) are spent:
 ``auto`` sets that budget with DSPy's formula, ``max_full_evals`` as multiples of
 train + val. Every evaluation runs on the parallel executor (a whole minibatch or the
@@ -24,8 +31,9 @@ the sampler moves, so the next iterations' parents and minibatches are drawn ahe
 (up to ``num_threads / reflection_minibatch_size``, doubling while they skip) and their
 minibatches run together; at the first that is not skipped the RNG and sampler go back
 to just after its draws, so the run takes exactly the sequential decisions.
-``log_dir=`` checkpoints the pool, scores, RNG and sampler after each
-iteration; a re-run with the same ``log_dir`` goes on from the last finished iteration.
+``log_dir=`` checkpoints the pool, scores, RNG, sampler and merge schedule after each
+iteration (and after a merge's subsample evaluation); a re-run with the same ``log_dir``
+goes on from the last finished step.
 """
 
 from __future__ import annotations
@@ -38,12 +46,13 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from dspex_actors._errors import OptimizerError
+from dspex_actors._errors import ConfigurationError, OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.system import current_system
 from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_THREADS
 from dspex_actors.teleprompt._budget import Budget
 from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_to_json
+from dspex_actors.teleprompt._gepa_merge import MergePlan, MergeState, Pool, plan_merge
 from dspex_actors.teleprompt._instructions import instructions_of, with_instructions
 from dspex_actors.teleprompt._partial import keep_partial
 from dspex_actors.teleprompt._rollouts import Job, Rollout, check_score, run_jobs
@@ -154,10 +163,9 @@ def _dominated(program: int, others: set[int], fronts: Sequence[set[int]]) -> bo
     return True
 
 
-def select_from_pareto(
-    fronts: Sequence[set[int]], averages: Sequence[float], rng: random.Random
-) -> int:
-    """GEPA's Pareto selection: drop dominated candidates, sample by instances led."""
+def pareto_dominated(fronts: Sequence[set[int]], averages: Sequence[float]) -> set[int]:
+    """The candidates every front they are on shares with another that is kept (GEPA's rule:
+    removed one at a time, weakest average first)."""
     programs = sorted({p for front in fronts for p in front}, key=lambda p: averages[p])
     dominated: set[int] = set()
     changed = True
@@ -170,6 +178,14 @@ def select_from_pareto(
                 dominated.add(program)
                 changed = True
                 break
+    return dominated
+
+
+def select_from_pareto(
+    fronts: Sequence[set[int]], averages: Sequence[float], rng: random.Random
+) -> int:
+    """GEPA's Pareto selection: drop dominated candidates, sample by instances led."""
+    dominated = pareto_dominated(fronts, averages)
     sampling: list[int] = []
     for front in fronts:
         for program in sorted(front):
@@ -186,7 +202,9 @@ class GEPA(Teleprompter):
     ``max_full_evals`` or ``max_metric_calls``. ``reflection_lm`` (None: the system's LM)
     writes the new instructions. ``compile`` returns the candidate with the best
     average valset score, with ``detailed_results`` (candidates, parents, scores, metric
-    calls) and ``budget`` attached. More than ``max_errors`` failed runs in one
+    calls) and ``budget`` attached. ``use_merge`` (default True) adds DSPy's merge step,
+    at most ``max_merge_invocations`` (default 5) accepted merges; a merged candidate's
+    ``parents`` entry is the pair ``[i, j]``. More than ``max_errors`` failed runs in one
     evaluation (None: 10), or Ctrl-C, raise :class:`OptimizerError` whose ``partial`` is
     the best program so far.
     """
@@ -209,6 +227,8 @@ class GEPA(Teleprompter):
         log_dir: str | os.PathLike[str] | None = None,
         track_stats: bool = True,
         seed: int = 0,
+        use_merge: bool = True,
+        max_merge_invocations: int = 5,
     ) -> None:
         if not callable(metric):
             raise OptimizerError(f"{_NAME}: metric must be callable, got {type(metric).__name__}")
@@ -243,6 +263,16 @@ class GEPA(Teleprompter):
                 f"{_NAME}: candidate_selection_strategy must be 'pareto' or 'current_best', "
                 f"got {candidate_selection_strategy!r}"
             )
+        if not isinstance(use_merge, bool):
+            raise ConfigurationError(f"{_NAME}: use_merge must be a bool, got {use_merge!r}")
+        if (
+            isinstance(max_merge_invocations, bool)
+            or not isinstance(max_merge_invocations, int)
+            or max_merge_invocations < 0
+        ):
+            raise ConfigurationError(
+                f"{_NAME}: max_merge_invocations must be an int >= 0, got {max_merge_invocations!r}"
+            )
         check_counts(
             _NAME,
             ("max_full_evals", max_full_evals, 1),
@@ -267,6 +297,8 @@ class GEPA(Teleprompter):
         self.log_dir = log_dir
         self.track_stats = track_stats
         self.seed = seed
+        self.use_merge = use_merge
+        self.max_merge_invocations = max_merge_invocations
 
     def compile(
         self,
@@ -297,6 +329,16 @@ class GEPA(Teleprompter):
         return _Run(self, student.deepcopy(), train, val, budget).execute()
 
 
+_MERGE_EVALUATED = "evaluated on the subsample"
+"""A merge record's outcome between its subsample evaluation and the decision."""
+
+
+def _parent_list(parent: int | list[int] | None) -> list[int]:
+    if parent is None:
+        return []
+    return [parent] if isinstance(parent, int) else list(parent)
+
+
 class _Run:
     """One GEPA compile: the candidate pool, its scores, the sampler and the RNG."""
 
@@ -323,8 +365,11 @@ class _Run:
             "valset": len(val),
             "instructions": instructions_of(student),
         }
+        self.merge = MergeState() if owner.use_merge else None
+        if owner.use_merge:
+            self.settings["max_merge_invocations"] = owner.max_merge_invocations
         self.candidates: list[dict[str, str]] = []
-        self.parents: list[int | None] = []
+        self.parents: list[int | list[int] | None] = []
         self.val_scores: list[list[float]] = []
         self.metric_calls = 0
         self.iterations: list[dict[str, Any]] = []
@@ -336,7 +381,9 @@ class _Run:
     # -- state -------------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
+        merge = {} if self.merge is None else {"merge": self.merge.to_json()}
         return {
+            **merge,
             "candidates": self.candidates,
             "parents": self.parents,
             "val_scores": self.val_scores,
@@ -359,6 +406,8 @@ class _Run:
         self.position = int(state["position"])
         self.next_component = list(state["next_component"])
         self.rng = rng_from_json(state["rng"])
+        if self.merge is not None:
+            self.merge = MergeState.from_json(state["merge"])
 
     def _save(self) -> None:
         self.checkpoint.save(self.settings, self._state())
@@ -419,12 +468,16 @@ class _Run:
     def _select(self) -> int:
         if self.o.candidate_selection_strategy == "current_best":
             return self._best()
+        return select_from_pareto(self._fronts(), self._averages(), self.rng)
+
+    def _fronts(self) -> list[set[int]]:
+        """Per valset instance, the candidates with its best score."""
         fronts: list[set[int]] = []
         for instance in range(len(self.val)):
             column = [scores[instance] for scores in self.val_scores]
             top = max(column)
             fronts.append({i for i, s in enumerate(column) if s == top})
-        return select_from_pareto(fronts, self._averages(), self.rng)
+        return fronts
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -440,6 +493,9 @@ class _Run:
                 self.parents.append(None)
                 self.val_scores.append([r.score for r in rollouts])
                 self.next_component.append(0)
+                self._save()
+            if self.iterations and self.iterations[-1].get("outcome") == _MERGE_EVALUATED:
+                self._finish_merge(self.iterations[-1])
                 self._save()
             depth = 1
             while self.metric_calls < self.max_calls:
@@ -473,7 +529,21 @@ class _Run:
         The parents' minibatches of up to ``depth`` planned iterations run at once. While
         they are perfect (skipped) the plan holds; at the first that is not, the RNG and
         sampler go back to just after its own draws and the rest of the plan is dropped.
+        A due merge comes first; when it is evaluated it is the whole iteration.
         """
+        if self.merge is not None and self.merge.due > 0 and self.merge.last_found_new:
+            self.merge.last_found_new = False
+            pool = Pool(
+                self.candidates,
+                [_parent_list(p) for p in self.parents],
+                self._averages(),
+                self._front(),
+                self.val_scores,
+            )
+            plan = plan_merge(self.rng, self.merge, pool)
+            if plan is not None:
+                self._merge(plan)
+                return False
         planned = self._plan(depth)
         programs = [self._program(parent) for parent, _, _ in planned]
         with self.budget.phase("minibatch"):
@@ -535,12 +605,70 @@ class _Run:
         self.val_scores.append([r.score for r in rollouts])
         self.next_component.append(self.next_component[parent])
         record["outcome"] = f"accepted as candidate {len(self.candidates) - 1}"
+        if self.merge is not None:
+            self.merge.schedule(self.o.max_merge_invocations)
         logger.info(
             "%s: candidate %d (from %d, %s) scores %.4f on the valset",
             _NAME,
             len(self.candidates) - 1,
             parent,
             component,
+            self._averages()[-1],
+        )
+
+    def _front(self) -> list[int]:
+        """The non-dominated candidates (those a merge may combine)."""
+        fronts, averages = self._fronts(), self._averages()
+        dominated = pareto_dominated(fronts, averages)
+        return sorted({p for front in fronts for p in front} - dominated)
+
+    def _merge(self, plan: MergePlan) -> None:
+        """Score ``plan``'s candidate on its subsample, checkpoint, then decide on it."""
+        record: dict[str, Any] = {
+            "merge": [plan.first, plan.second, plan.ancestor],
+            "candidate": plan.candidate,
+            "subsample": plan.subsample,
+        }
+        self.iterations.append(record)
+        record["parent_sums"] = [
+            sum(self.val_scores[parent][k] for k in plan.subsample)
+            for parent in (plan.first, plan.second)
+        ]
+        with self.budget.phase("merge"):
+            rollouts = self._evaluate(
+                with_instructions(self.student, plan.candidate),
+                [self.val[k] for k in plan.subsample],
+            )
+        record["child_scores"] = [r.score for r in rollouts]
+        record["outcome"] = _MERGE_EVALUATED
+        self._save()
+        self._finish_merge(record)
+        self._save()
+
+    def _finish_merge(self, record: dict[str, Any]) -> None:
+        """Add an evaluated merge to the pool if it did at least as well as both parents."""
+        assert self.merge is not None
+        first, second, ancestor = record["merge"]
+        if sum(record["child_scores"]) < max(record["parent_sums"]):
+            record["outcome"] = "rejected"
+            return
+        candidate = dict(record["candidate"])
+        with self.budget.phase("valset"):
+            rollouts = self._evaluate(with_instructions(self.student, candidate), self.val)
+        self.candidates.append(candidate)
+        self.parents.append([first, second])
+        self.val_scores.append([r.score for r in rollouts])
+        self.next_component.append(max(self.next_component[first], self.next_component[second]))
+        self.merge.due -= 1
+        self.merge.accepted += 1
+        record["outcome"] = f"accepted as candidate {len(self.candidates) - 1}"
+        logger.info(
+            "%s: candidate %d (merge of %d and %d via %d) scores %.4f on the valset",
+            _NAME,
+            len(self.candidates) - 1,
+            first,
+            second,
+            ancestor,
             self._averages()[-1],
         )
 
@@ -594,6 +722,8 @@ class _Run:
                 "total_metric_calls": self.metric_calls,
                 "iterations": self.iterations,
             }
+            if self.merge is not None:
+                program.detailed_results["merge_invocations"] = self.merge.accepted  # type: ignore[attr-defined]
         logger.info(
             "%s: best candidate %d, valset average %.4f", _NAME, best, self._averages()[best]
         )

@@ -93,12 +93,15 @@ def test_same_seed_same_result_with_1_and_16_threads(system_for: SystemFactory) 
     assert results[0] == results[1]
 
 
-def _requests(it: dict[str, Any], val_size: int) -> int:
-    """LM requests one finished iteration made (cache off)."""
+def iteration_requests(it: dict[str, Any], val_size: int) -> int:
+    """LM requests one finished iteration (reflective or merge) made (cache off)."""
+    accepted = str(it["outcome"]).startswith("accepted")
+    if "merge" in it:
+        return len(it["subsample"]) + (val_size if accepted else 0)
     count = len(it["batch"])
     if "instruction" in it:
         count += 1 + len(it["batch"])
-        if str(it["outcome"]).startswith("accepted"):
+        if accepted:
             count += val_size
     return count
 
@@ -126,7 +129,7 @@ def test_resume_after_a_crash_repeats_no_finished_iteration(
 ) -> None:
     reference = run_uncached(make_lm_server("instructed"), None)
     iterations = reference.detailed_results["iterations"]  # type: ignore[attr-defined]
-    costs = [_requests(it, 30) for it in iterations]
+    costs = [iteration_requests(it, 30) for it in iterations]
     assert len(costs) >= 4
     finished_before_crash = 30 + sum(costs[:3])
 

@@ -96,6 +96,8 @@ class ServerLoop(Generic[T]):
         self._loop.set_exception_handler(self._on_loop_error)
         self._server: asyncio.Server | None = None
         self._channels: set[Channel] = set()
+        self._all_lost: threading.Event | None = None
+        """Set once every connection :meth:`close_connections` closed has gone."""
         self._ready: deque[tuple[Channel, Request | ProtocolError, float]] = deque()
         self._pump_scheduled = False
         self._dispatched_at = -1  # the poll during which a request was last answered
@@ -143,17 +145,24 @@ class ServerLoop(Generic[T]):
         return True
 
     def close_connections(self, timeout: float) -> list[Channel]:
-        """Close every client connection now; returns those still open after ``timeout``."""
+        """Close every client connection now; returns those still open after ``timeout``.
+
+        Returns once their sockets are closed: asyncio closes a transport's socket after
+        its protocol heard ``connection_lost``, so the wait ends one callback later.
+        """
         done = threading.Event()
 
         def close_all() -> None:
             for channel in list(self._channels):
                 channel.abort()
-            done.set()
+            if self._channels:
+                self._all_lost = done
+            else:
+                done.set()
 
         if self.call_soon_threadsafe(close_all):
             done.wait(timeout)
-        return [channel for channel in tuple(self._channels) if not channel.closed]
+        return list(self._channels.copy())  # one C call: safe while the loop thread runs
 
     # --- loop thread: what the owner calls ----------------------------------------------
 
@@ -220,6 +229,10 @@ class ServerLoop(Generic[T]):
 
     def lost(self, channel: Channel) -> None:
         self._channels.discard(channel)
+        waiter = self._all_lost
+        if waiter is not None and not self._channels:
+            self._all_lost = None
+            self._loop.call_soon(waiter.set)  # after the transport closed its socket
 
     # --- loop thread: internals ---------------------------------------------------------
 

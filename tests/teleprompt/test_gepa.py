@@ -23,6 +23,7 @@ from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.system import ActorSystem, current_system
 from dspex_actors.teleprompt._gepa import select_from_pareto
+from dspex_actors.teleprompt._gepa_reflection import PROPOSAL_ATTEMPTS
 from dspex_actors.testing import INSTRUCTED_PHRASE, Fault, LocalLMServer
 
 
@@ -94,6 +95,8 @@ def iteration_requests(it: dict[str, Any], val_size: int) -> int:
     if "merge" in it:
         return len(it["subsample"]) + (val_size if accepted else 0)
     count = len(it["batch"])
+    if str(it["outcome"]).startswith("skipped: no instruction"):
+        count += PROPOSAL_ATTEMPTS
     if "instruction" in it:
         count += 1 + len(it["batch"])
         if accepted:

@@ -19,13 +19,19 @@ from typing import Any
 
 import pytest
 from teleprompt_helpers import SystemFactory
+from test_gepa import feedback_metric
 
 from dspex_actors import GEPA
 from dspex_actors._errors import AdapterParseError
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.teleprompt._gepa_reflection import ReflectionError, propose_instruction
-from dspex_actors.testing import ChatRequest, InstructionSensitiveResponder, LocalLMServer
+from dspex_actors.testing import (
+    ChatRequest,
+    InstructionSensitiveResponder,
+    LocalLMServer,
+    arithmetic_dataset,
+)
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "gepa_reflection.json").read_text())
 CASES = GOLDEN["cases"]
@@ -48,13 +54,6 @@ class FixedReflection:
 
     def __call__(self, request: ChatRequest) -> str:
         return self.reply if is_reflection(request) else self.inner(request)
-
-
-def feedback_metric(
-    gold: Example, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None
-) -> Prediction:
-    right = str(pred.answer).strip() == gold.answer
-    return Prediction(score=float(right), feedback=f"Expected {gold.answer}.")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
@@ -140,3 +139,28 @@ def test_a_predictor_reflects_on_its_own_steps_only(system_for: SystemFactory) -
     by_component = {it["component"]: it for it in iterations if "component" in it}
     assert "instruction" in by_component["first"]
     assert by_component["second"]["outcome"] == "skipped: no trace of second"
+
+
+def test_a_run_sends_the_reflection_request_dspy_sends(system_for: SystemFactory) -> None:
+    # golden/gepa_run_reflection.json: the one reflection request DSPy 3.4.1 sent in
+    # `dspy.GEPA(metric=<this metric>, max_metric_calls=20, reflection_lm=lm,
+    # num_threads=2).compile(dspy.Predict("question -> answer"), trainset=arithmetic_dataset(6,
+    # seed=1), valset=arithmetic_dataset(4, seed=2))` against `ServerProcess("instructed")`
+    # (`dspy.LM("openai/local-model", cache=False)`), as the server logged it. Same
+    # minibatch, same step drawn, same feedback, same rendering.
+    golden = json.loads((Path(__file__).parent / "golden" / "gepa_run_reflection.json").read_text())
+    _running, server = system_for("instructed", cache=False)
+
+    def metric(gold: Example, pred: Any, trace: Any, pred_name: Any, pred_trace: Any) -> Any:
+        right = str(pred.answer).strip() == gold.answer
+        text = "Correct." if right else f"Expected {gold.answer}, got {pred.answer}."
+        return Prediction(score=float(right), feedback=text)
+
+    def rows(n: int, seed: int) -> list[Example]:
+        return [Example(**r).with_inputs("question") for r in arithmetic_dataset(n, seed=seed)]
+
+    GEPA(metric=metric, max_metric_calls=20, num_threads=2).compile(
+        Predict("question -> answer"), trainset=rows(6, 1), valset=rows(4, 2)
+    )
+    asked = [r for r in server.stats().requests if "current_instruction" in json.dumps(r)]
+    assert [r["messages"] for r in asked] == [golden["messages"]]

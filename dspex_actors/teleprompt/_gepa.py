@@ -52,7 +52,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from dspex_actors._errors import ConfigurationError, OptimizerError
+from dspex_actors._errors import AdapterParseError, ConfigurationError, OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.system import current_system
 from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_THREADS
@@ -61,7 +61,8 @@ from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_t
 from dspex_actors.teleprompt._gepa_merge import MergePlan, MergeState, Pool, plan_merge
 from dspex_actors.teleprompt._gepa_reflection import (
     PROPOSAL_ATTEMPTS,
-    proposal_failure,
+    PROPOSER,
+    ReflectionError,
     propose_instruction,
 )
 from dspex_actors.teleprompt._instructions import instructions_of, with_instructions
@@ -314,6 +315,7 @@ class _Run:
             "trainset": len(train),
             "valset": len(val),
             "instructions": instructions_of(student),
+            "proposer": PROPOSER,
         }
         self.merge = MergeState() if owner.use_merge else None
         if owner.use_merge:
@@ -660,9 +662,7 @@ class _Run:
         for attempt in range(1, PROPOSAL_ATTEMPTS + 1):
             try:
                 return propose_instruction(lm, component, current, dataset)
-            except Exception as exc:
-                if not proposal_failure(exc):
-                    raise
+            except (AdapterParseError, ReflectionError) as exc:
                 logger.warning("%s: proposal %d for %s failed: %s", _NAME, attempt, component, exc)
         return None
 

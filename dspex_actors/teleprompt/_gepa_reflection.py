@@ -14,21 +14,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dspex_actors._errors import AdapterParseError, OptimizerError
+from dspex_actors._errors import OptimizerError
 from dspex_actors.adapters import JSONAdapter
 from dspex_actors.predict import Predict
 from dspex_actors.signatures import InputField, OutputField, Signature
 
 __all__ = [
     "PROPOSAL_ATTEMPTS",
+    "PROPOSER",
     "ProposeInstruction",
     "ReflectionError",
-    "proposal_failure",
     "propose_instruction",
 ]
 
 PROPOSAL_ATTEMPTS = 2
 """Tries per proposal: ``gepa`` re-runs a failed batch of proposals once, one by one."""
+
+PROPOSER = "dspy-3.4.1 ProposeInstruction"
+"""Names the proposal prompt in a checkpoint's settings: a run started with another
+prompt (the ``gepa`` template before) is not resumed."""
 
 
 class ReflectionError(OptimizerError, ValueError):
@@ -68,8 +72,3 @@ def propose_instruction(
             f"GEPA: the reflection LM returned an empty instruction for component {component!r}"
         )
     return draft
-
-
-def proposal_failure(exc: Exception) -> bool:
-    """Whether ``exc`` is a reply without a usable instruction (tried again, then skipped)."""
-    return isinstance(exc, AdapterParseError | ReflectionError)

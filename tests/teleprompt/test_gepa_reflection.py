@@ -22,7 +22,7 @@ from teleprompt_helpers import SystemFactory
 from test_gepa import feedback_metric
 
 from dspex_actors import GEPA
-from dspex_actors._errors import AdapterParseError
+from dspex_actors._errors import AdapterParseError, OptimizerError
 from dspex_actors.predict import Predict
 from dspex_actors.primitives import Example, Module, Prediction
 from dspex_actors.teleprompt._gepa_reflection import ReflectionError, propose_instruction
@@ -39,6 +39,10 @@ ERRORS: dict[str, type[Exception]] = {
     "AdapterParseError": AdapterParseError,
     "ValueError": ReflectionError,
 }
+
+
+def rows(n: int, seed: int) -> list[Example]:
+    return [Example(**r).with_inputs("question") for r in arithmetic_dataset(n, seed=seed)]
 
 
 def is_reflection(request: ChatRequest) -> bool:
@@ -156,11 +160,24 @@ def test_a_run_sends_the_reflection_request_dspy_sends(system_for: SystemFactory
         text = "Correct." if right else f"Expected {gold.answer}, got {pred.answer}."
         return Prediction(score=float(right), feedback=text)
 
-    def rows(n: int, seed: int) -> list[Example]:
-        return [Example(**r).with_inputs("question") for r in arithmetic_dataset(n, seed=seed)]
-
     GEPA(metric=metric, max_metric_calls=20, num_threads=2).compile(
         Predict("question -> answer"), trainset=rows(6, 1), valset=rows(4, 2)
     )
     asked = [r for r in server.stats().requests if "current_instruction" in json.dumps(r)]
     assert [r["messages"] for r in asked] == [golden["messages"]]
+
+
+def test_a_checkpoint_of_another_proposal_prompt_is_not_resumed(
+    system_for: SystemFactory, tmp_path: Path
+) -> None:
+    # Checkpoints written before the DSPy prompt (the gepa template) lack "proposer".
+    _running, _server = system_for("instructed")
+    options: dict[str, Any] = {"max_metric_calls": 20, "num_threads": 2, "log_dir": tmp_path}
+    program, train = Predict("question -> answer"), rows(6, 1)
+    GEPA(metric=feedback_metric, **options).compile(program, trainset=train, valset=train)
+    path = tmp_path / "gepa.json"
+    saved = json.loads(path.read_text())
+    del saved["settings"]["proposer"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(OptimizerError, match="other settings"):
+        GEPA(metric=feedback_metric, **options).compile(program, trainset=train, valset=train)

@@ -12,8 +12,12 @@ candidates' instructions (:mod:`._gepa_merge`). Each reflective iteration:
    already at ``perfect_score`` everywhere is skipped (``skip_perfect_score``);
 3. for the next predictor in round-robin order, build the reflective dataset (that
    predictor's inputs, outputs and the metric's ``feedback`` for it, asked with
-   ``metric(gold, pred, trace, pred_name, pred_trace)``) and ask ``reflection_lm`` for a
-   new instruction with GEPA's prompt (the reply's fenced block);
+   ``metric(gold, pred, trace, pred_name, pred_trace)``; one of its steps drawn per
+   example from the trace RNG; DSPy also takes the steps of predictors with an equal
+   signature, we take only the predictor's own)
+   and ask ``reflection_lm`` for a new instruction with DSPy's ``ProposeInstruction``
+   (:mod:`._gepa_reflection`); a reply without one is asked again once, then the
+   iteration ends without a child;
 4. run the child on the same minibatch; if its sum beats the parent's, score it on the
    whole valset and add it to the pool.
 
@@ -31,7 +35,9 @@ the sampler moves, so the next iterations' parents and minibatches are drawn ahe
 (up to ``num_threads / reflection_minibatch_size``, doubling while they skip) and their
 minibatches run together; at the first that is not skipped the RNG and sampler go back
 to just after its draws, so the run takes exactly the sequential decisions.
-``log_dir=`` checkpoints the pool, scores, RNG, sampler and merge schedule after each
+Two RNGs seeded with ``seed``, as in DSPy: the run's (selection, minibatches, merges)
+and the trace RNG (the step shown per example, DSPy's adapter's ``Random(seed)``).
+``log_dir=`` checkpoints the pool, scores, RNGs, sampler and merge schedule after each
 iteration (and after a merge's subsample evaluation); a re-run with the same ``log_dir``
 goes on from the last finished step.
 """
@@ -46,13 +52,19 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from dspex_actors._errors import ConfigurationError, OptimizerError
+from dspex_actors._errors import AdapterParseError, ConfigurationError, OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.system import current_system
 from dspex_actors.teleprompt._bootstrap import DEFAULT_MAX_ERRORS, DEFAULT_NUM_THREADS
 from dspex_actors.teleprompt._budget import Budget
 from dspex_actors.teleprompt._checkpoint import Checkpoint, rng_from_json, rng_to_json
 from dspex_actors.teleprompt._gepa_merge import MergePlan, MergeState, Pool, plan_merge
+from dspex_actors.teleprompt._gepa_reflection import (
+    PROPOSAL_ATTEMPTS,
+    PROPOSER,
+    ReflectionError,
+    propose_instruction,
+)
 from dspex_actors.teleprompt._instructions import instructions_of, with_instructions
 from dspex_actors.teleprompt._partial import keep_partial
 from dspex_actors.teleprompt._rollouts import Job, Rollout, check_score, run_jobs
@@ -63,7 +75,7 @@ from dspex_actors.teleprompt._teleprompter import (
     check_trainset,
 )
 
-__all__ = ["GEPA", "REFLECTION_PROMPT", "auto_budget"]
+__all__ = ["GEPA", "auto_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,25 +87,6 @@ AUTO_RUN_SETTINGS: dict[str, dict[str, int]] = {
     "heavy": {"n": 18},
 }
 """DSPy's GEPA auto modes (candidate counts its budget formula starts from)."""
-
-REFLECTION_PROMPT = """I provided an assistant with the following instructions to perform a task for me:
-```
-<curr_param>
-```
-
-The following are examples of different task inputs provided to the assistant along with the assistant's response for each of them, and some feedback on how the assistant's response could be better:
-```
-<side_info>
-```
-
-Your task is to write a new instruction for the assistant.
-
-Read the inputs carefully and identify the input format and infer detailed task description about the task I wish to solve with the assistant.
-
-Read all the assistant responses and the corresponding feedback. Identify all niche and domain specific factual information about the task and include it in the instruction, as a lot of it may not be available to the assistant in the future. The assistant may have utilized a generalizable strategy to solve the task, if so, include that in the instruction as well.
-
-Provide the new instructions within ``` blocks."""  # noqa: E501
-"""GEPA's instruction-proposal prompt (``<curr_param>``, ``<side_info>`` filled in)."""
 
 
 def auto_budget(
@@ -111,49 +104,6 @@ def auto_budget(
     periodic = (num_trials + 1) // full_eval_steps + 1
     extra = 1 if num_trials < full_eval_steps else 0
     return total + (periodic + extra) * valset_size
-
-
-def render_samples(samples: Sequence[Mapping[str, Any]]) -> str:
-    """The reflective dataset as GEPA's markdown (``# Example i``, ``## key``, ``### sub``)."""
-
-    def render(value: Any, level: int) -> str:
-        if isinstance(value, Mapping):
-            text = "".join(
-                f"{'#' * level} {k}\n" + render(v, min(level + 1, 6)) for k, v in value.items()
-            )
-            return text or "\n"
-        if isinstance(value, list | tuple):
-            text = "".join(
-                f"{'#' * level} Item {i + 1}\n" + render(v, min(level + 1, 6))
-                for i, v in enumerate(value)
-            )
-            return text or "\n"
-        return f"{str(value).strip()}\n\n"
-
-    blocks = []
-    for number, sample in enumerate(samples, start=1):
-        text = f"# Example {number}\n"
-        for key, value in sample.items():
-            text += f"## {key}\n" + render(value, 3)
-        blocks.append(text)
-    return "\n\n".join(blocks)
-
-
-def extract_instruction(reply: str) -> str:
-    """The text between the first and last fence of ``reply`` (GEPA's extractor)."""
-    start, end = reply.find("```") + 3, reply.rfind("```")
-    if start - 3 < 0 or start >= end:
-        stripped = reply.strip()
-        if stripped.startswith("```"):
-            return stripped[3:].split("\n", 1)[-1].strip()
-        if stripped.endswith("```"):
-            return stripped[:-3].strip()
-        return stripped
-    body = reply[start:end]
-    first, _, rest = body.partition("\n")
-    if first.strip() and " " not in first.strip() and rest:
-        body = rest  # a language tag after the opening fence
-    return body.strip()
 
 
 def _dominated(program: int, others: set[int], fronts: Sequence[set[int]]) -> bool:
@@ -340,7 +290,7 @@ def _parent_list(parent: int | list[int] | None) -> list[int]:
 
 
 class _Run:
-    """One GEPA compile: the candidate pool, its scores, the sampler and the RNG."""
+    """One GEPA compile: the candidate pool, its scores, the sampler and the RNGs."""
 
     def __init__(
         self, owner: GEPA, student: Module, train: list[Example], val: list[Example], budget: int
@@ -354,6 +304,7 @@ class _Run:
         self.num_threads = owner.num_threads or DEFAULT_NUM_THREADS
         self.max_errors = owner.max_errors if owner.max_errors is not None else DEFAULT_MAX_ERRORS
         self.rng = random.Random(owner.seed)
+        self.trace_rng = random.Random(owner.seed)
         self.checkpoint = Checkpoint(owner.log_dir, "gepa")
         self.budget = Budget(_NAME)
         self.settings = {
@@ -364,6 +315,7 @@ class _Run:
             "trainset": len(train),
             "valset": len(val),
             "instructions": instructions_of(student),
+            "proposer": PROPOSER,
         }
         self.merge = MergeState() if owner.use_merge else None
         if owner.use_merge:
@@ -393,6 +345,7 @@ class _Run:
             "position": self.position,
             "next_component": self.next_component,
             "rng": rng_to_json(self.rng),
+            "trace_rng": rng_to_json(self.trace_rng),
             "budget": self.budget.to_dict(),
         }
 
@@ -406,6 +359,7 @@ class _Run:
         self.position = int(state["position"])
         self.next_component = list(state["next_component"])
         self.rng = rng_from_json(state["rng"])
+        self.trace_rng = rng_from_json(state["trace_rng"])
         if self.merge is not None:
             self.merge = MergeState.from_json(state["merge"])
 
@@ -588,7 +542,10 @@ class _Run:
             record["outcome"] = f"skipped: no trace of {component}"
             return
         with self.budget.phase("reflection"):
-            instruction = self._propose(self.candidates[parent][component], dataset)
+            instruction = self._propose(component, self.candidates[parent][component], dataset)
+        if instruction is None:
+            record["outcome"] = f"skipped: no instruction in the reply for {component}"
+            return
         record["instruction"] = instruction
         child = {**self.candidates[parent], component: instruction}
         child_program = with_instructions(self.student, child)
@@ -681,15 +638,15 @@ class _Run:
             steps = [step for step in rollout.trace if step[0] is predictor]
             if not steps or rollout.prediction is None:
                 continue
-            step = self.rng.choice(steps)
+            step = self.trace_rng.choice(steps)
             value = self.o.metric(
                 rollout.job.example, rollout.prediction, rollout.trace, component, [step]
             )
             score, feedback = check_score(value, _NAME)
             items.append(
                 {
-                    "Inputs": {k: str(v) for k, v in step[1].items()},
-                    "Generated Outputs": {k: str(v) for k, v in step[2].items()},
+                    "Inputs": dict(step[1]),
+                    "Generated Outputs": dict(step[2].items()),
                     "Feedback": feedback
                     if feedback is not None
                     else f"This trajectory got a score of {score}.",
@@ -697,15 +654,17 @@ class _Run:
             )
         return items
 
-    def _propose(self, current: str, dataset: list[dict[str, Any]]) -> str:
-        prompt = REFLECTION_PROMPT.replace("<curr_param>", current).replace(
-            "<side_info>", render_samples(dataset)
-        )
+    def _propose(self, component: str, current: str, dataset: list[dict[str, Any]]) -> str | None:
+        """A new instruction, or None when every try's reply held none (``gepa`` skips)."""
         lm = self.o.reflection_lm if self.o.reflection_lm is not None else current_system().lm
         if lm is None:
             raise OptimizerError(f"{_NAME}: no reflection_lm given and the system has no LM")
-        replies = lm(messages=[{"role": "user", "content": prompt}])
-        return extract_instruction(str(replies[0]))
+        for attempt in range(1, PROPOSAL_ATTEMPTS + 1):
+            try:
+                return propose_instruction(lm, component, current, dataset)
+            except (AdapterParseError, ReflectionError) as exc:
+                logger.warning("%s: proposal %d for %s failed: %s", _NAME, attempt, component, exc)
+        return None
 
     def _result(self) -> Module:
         best = self._best()

@@ -27,7 +27,9 @@ def data() -> tuple[list[Any], list[Any]]:
 
 def compile_routed(**options: Any) -> Module:
     train, val = data()
-    settings: dict[str, Any] = {"max_metric_calls": 300, "num_threads": 4, "seed": 0}
+    # Seed 1: a run whose first two children specialise different predictors of the seed
+    # (so a merge has a pair); with seed 0 the second child descends from the first.
+    settings: dict[str, Any] = {"max_metric_calls": 300, "num_threads": 4, "seed": 1}
     settings.update(options)
     return GEPA(metric=feedback_metric, **settings).compile(Routed(), trainset=train, valset=val)
 

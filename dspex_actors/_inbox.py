@@ -29,7 +29,7 @@ class LoopInbox:
     """Thread-safe, ordered hand-off of callbacks to one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.ref(loop)  # the registry must not keep a finished loop alive
         self._lock = threading.Lock()
         self._queued: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._drain_scheduled = False
@@ -37,12 +37,17 @@ class LoopInbox:
     def put(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon; RuntimeError if the loop is closed."""
         with self._lock:
+            loop = self._loop()
+            if loop is None or loop.is_closed():  # a drain scheduled before it closed never ran
+                self._queued.clear()
+                self._drain_scheduled = False
+                raise RuntimeError("the event loop is closed")
             self._queued.append((callback, args))
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._drain)
+                loop.call_soon_threadsafe(self._drain)
             except RuntimeError:
                 self._queued.clear()
                 self._drain_scheduled = False
@@ -50,11 +55,12 @@ class LoopInbox:
 
     def _drain(self) -> None:
         """On the loop: run what was queued; an error is reported as asyncio reports one."""
+        loop = asyncio.get_running_loop()
         with self._lock:
             count = min(len(self._queued), PER_TURN)
             batch = [self._queued.popleft() for _ in range(count)]
             if self._queued:
-                self._loop.call_soon(self._drain)  # the rest next turn, after what is due
+                loop.call_soon(self._drain)  # the rest next turn, after what is due
             else:
                 self._drain_scheduled = False
         for callback, args in batch:
@@ -63,7 +69,7 @@ class LoopInbox:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._loop.call_exception_handler(
+                loop.call_exception_handler(
                     {"message": f"exception in callback {callback!r}", "exception": exc}
                 )
 

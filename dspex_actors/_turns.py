@@ -26,23 +26,22 @@ class _Gate:
     Used only on its loop's thread.
     """
 
-    __slots__ = ("_loop", "_next_scheduled", "_started", "_waiting")
+    __slots__ = ("_next_scheduled", "_started", "_waiting")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:  # no reference to the loop: the registry must not keep it
         self._started = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._next_scheduled = False
 
-    def admit(self) -> asyncio.Future[None] | None:
+    def admit(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
         """None if a call may start now, else a future done when its turn comes."""
         if not self._next_scheduled:
             self._next_scheduled = True
-            self._loop.call_soon(self._next_turn)
+            loop.call_soon(self._next_turn)
         if self._started < STARTS_PER_TURN and not self._waiting:
             self._started += 1
             return None
-        waiter = self._loop.create_future()
+        waiter = loop.create_future()
         self._waiting.append(waiter)
         return waiter
 
@@ -55,7 +54,7 @@ class _Gate:
                 waiter.set_result(None)
                 self._started += 1
         if self._waiting or self._started:
-            self._loop.call_soon(self._next_turn)
+            asyncio.get_running_loop().call_soon(self._next_turn)
         else:
             self._next_scheduled = False
 
@@ -70,7 +69,7 @@ async def take_turn() -> None:
     loop = asyncio.get_running_loop()
     gate = _gates.get(loop)
     if gate is None:
-        gate = _gates[loop] = _Gate(loop)
-    waiter = gate.admit()
+        gate = _gates[loop] = _Gate()
+    waiter = gate.admit(loop)
     if waiter is not None:
         await waiter

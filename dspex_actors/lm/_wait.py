@@ -66,18 +66,22 @@ class _Watchdog:
     """One per event loop: every POLL_SECONDS, checks the actors each pending reply of
     that loop depends on (one timer for all of them, not one per call)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop, and none to its timer once nothing is pending: the
+        # registry must not keep a finished loop alive.
         self._pending: dict[asyncio.Future[Any], _Watcher] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, future: asyncio.Future[Any], watcher: _Watcher) -> None:
         self._pending[future] = watcher
         if self._timer is None:
-            self._timer = self._loop.call_later(POLL_SECONDS, self._tick)
+            self._timer = asyncio.get_running_loop().call_later(POLL_SECONDS, self._tick)
 
     def discard(self, future: asyncio.Future[Any]) -> None:
         self._pending.pop(future, None)
+        if not self._pending and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _tick(self) -> None:
         self._timer = None
@@ -89,7 +93,7 @@ class _Watchdog:
             except BaseException as error:
                 future.set_exception(error)
         if self._pending:
-            self._timer = self._loop.call_later(POLL_SECONDS, self._tick)
+            self._timer = asyncio.get_running_loop().call_later(POLL_SECONDS, self._tick)
 
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
@@ -106,7 +110,7 @@ async def await_reply(future: asyncio.Future[T], watches: Sequence[Watch]) -> T:
     loop = asyncio.get_running_loop()
     watchdog = _watchdogs.get(loop)
     if watchdog is None:
-        watchdog = _watchdogs[loop] = _Watchdog(loop)
+        watchdog = _watchdogs[loop] = _Watchdog()
     watchdog.add(future, _Watcher(watches))
     try:
         return await future

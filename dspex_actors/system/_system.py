@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import contextvars
 import dataclasses
@@ -145,6 +146,11 @@ class ActorSystem:
     credential. Each Redis command is bounded by ``redis_timeout``; while Redis is down or
     slow the system logs it and uses its local state, never failing a call for it.
 
+    Each LM configuration (model, endpoint, settings, key) has its own Client actor; past
+    ``max_clients`` of them, starting one stops the least recently used Client that no call
+    is using (its breaker and rate buckets stay with the system), so a service that makes
+    an LM per tenant runs a bounded number of threads.
+
     Use ``with ActorSystem(lm=...) as system:`` (starts, makes it current, stops) or
     ``start()``/``stop()``; ``with`` on a system that is already started only makes it
     current.
@@ -169,6 +175,7 @@ class ActorSystem:
         redis_prefix: str = "dspex:",
         redis_timeout: float = 1.0,
         redis_lock_ttl: float = 10.0,
+        max_clients: int = 64,
     ) -> None:
         if lm is not None and not isinstance(lm, LM):
             raise ConfigurationError(f"ActorSystem lm must be a dspex_actors.LM, got {lm!r}")
@@ -186,6 +193,7 @@ class ActorSystem:
         check("retry_max_delay", retry_max_delay, minimum=0, strict=False, integer=False)
         check("redis_timeout", redis_timeout, minimum=0, strict=True, integer=False)
         check("redis_lock_ttl", redis_lock_ttl, minimum=0, strict=True, integer=False)
+        check("max_clients", max_clients, minimum=1, strict=False, integer=True)
         _check_redis_url(redis_url)
         if not isinstance(redis_prefix, str):
             raise ConfigurationError(
@@ -214,7 +222,14 @@ class ActorSystem:
         self._pid: int | None = None
         """The process that started it: after os.fork() the child has none of its threads."""
         self._cache: ChildHandle | None = None
-        self._clients: dict[str, tuple[LM, ChildHandle]] = {}
+        self.max_clients = int(max_clients)
+        self._clients: collections.OrderedDict[str, tuple[LM, ChildHandle]] = (
+            collections.OrderedDict()
+        )
+        """Client actors by LM configuration, least recently used first."""
+        self._client_users: dict[str, int] = {}
+        """Calls using each Client actor now: one in use is never stopped to make room."""
+        self._clients_lock = threading.Lock()
         self._breakers: dict[tuple[str, str], EndpointBreaker] = {}
         """Per (endpoint, credential): one tenant's failures never block another's."""
         self._buckets: dict[tuple[str, str, str, float], TokenBucket] = {}
@@ -463,9 +478,67 @@ class ActorSystem:
                     model=lm.model,
                     endpoint=lm.endpoint,
                 ) from None
-            self._clients[child_id] = (lm, handle)
+            with self._clients_lock:
+                self._clients[child_id] = (lm, handle)
+                idle = self._idle_clients_over_the_cap(child_id)
             logger.debug("started the Client actor for %s at %s", lm.model, lm.endpoint)
+            for idle_id in idle:
+                self._stop_idle_client(sup, idle_id)
             return handle
+
+    def _idle_clients_over_the_cap(self, keep: str) -> list[str]:
+        """Under ``_clients_lock``: forget the least recently used Clients no call is using
+        until at most ``max_clients`` are left (``keep`` stays); their ids."""
+        over = len(self._clients) - self.max_clients
+        idle = [
+            child_id
+            for child_id in self._clients
+            if child_id != keep and not self._client_users.get(child_id)
+        ][: max(0, over)]
+        for child_id in idle:
+            del self._clients[child_id]
+        return idle
+
+    def _stop_idle_client(self, sup: pykka.ActorRef[Any], child_id: str) -> None:
+        try:
+            sup.proxy().remove_child(child_id).get(timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout, SupervisionError) as exc:
+            logger.warning("could not stop the idle Client actor %s: %s", child_id, exc)
+        else:
+            logger.debug(
+                "stopped the idle Client actor %s (max_clients=%d)", child_id, self.max_clients
+            )
+
+    def _use_client(self, lm: LM) -> str:
+        """Count one call using ``lm``'s Client (started if needed) until
+        :meth:`_done_with_client`; its child id."""
+        child_id = _client_child_id(lm)
+        while not self._try_use_client(child_id):
+            self._client(lm)
+        return child_id
+
+    async def _ause_client(self, lm: LM) -> str:
+        """:meth:`_use_client` without blocking the loop (a Client is started off it)."""
+        child_id = _client_child_id(lm)
+        while not self._try_use_client(child_id):
+            await asyncio.to_thread(self._client, lm)
+        return child_id
+
+    def _try_use_client(self, child_id: str) -> bool:
+        with self._clients_lock:
+            if child_id not in self._clients:
+                return False
+            self._client_users[child_id] = self._client_users.get(child_id, 0) + 1
+            self._clients.move_to_end(child_id)
+            return True
+
+    def _done_with_client(self, child_id: str) -> None:
+        with self._clients_lock:
+            users = self._client_users.get(child_id, 0) - 1
+            if users > 0:
+                self._client_users[child_id] = users
+            else:
+                self._client_users.pop(child_id, None)
 
     def _breaker_for(self, lm: LM) -> EndpointBreaker:
         """The breaker of ``lm``'s endpoint and credential (shared by its Client actors)."""
@@ -613,33 +686,41 @@ class ActorSystem:
         return context_lm() or self._lm
 
     def _one_call(self, lm: LM, request: LMRequest, *, cached: bool) -> LMResponse:
-        client = self._client_ref(lm)
-        cache = self._cache_ref() if cached else None
-        reply = pykka.ThreadingFuture[LMResponse]()
-        route = self._send(lm, request, client, cache, reply)
+        child_id = self._use_client(lm)
         try:
-            return wait_reply(reply, route.watches)
-        except CacheError:  # the Cache stopped while this call waited: go direct
-            return self._one_call(lm, request, cached=False)
-        except KeyboardInterrupt:
-            route.withdraw()
-            raise
+            client = self._client_ref(lm)
+            cache = self._cache_ref() if cached else None
+            reply = pykka.ThreadingFuture[LMResponse]()
+            route = self._send(lm, request, client, cache, reply)
+            try:
+                return wait_reply(reply, route.watches)
+            except CacheError:  # the Cache stopped while this call waited: go direct
+                return self._one_call(lm, request, cached=False)
+            except KeyboardInterrupt:
+                route.withdraw()
+                raise
+        finally:
+            self._done_with_client(child_id)
 
     async def _aone_call(
         self, lm: LM, request: LMRequest, *, cached: bool, sink: ChunkSink | None = None
     ) -> LMResponse:
-        client = await self._aclient_ref(lm)
-        cache = await self._acache_ref() if cached else None
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[LMResponse] = loop.create_future()
-        route = self._send(lm, request, client, cache, AsyncReply(loop, future), sink=sink)
+        child_id = await self._ause_client(lm)
         try:
-            return await await_reply(future, route.watches)
-        except CacheError:
-            return await self._aone_call(lm, request, cached=False, sink=sink)
-        except asyncio.CancelledError:
-            route.withdraw()  # frees the Client's slot unless others wait for the same call
-            raise
+            client = await self._aclient_ref(lm)
+            cache = await self._acache_ref() if cached else None
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[LMResponse] = loop.create_future()
+            route = self._send(lm, request, client, cache, AsyncReply(loop, future), sink=sink)
+            try:
+                return await await_reply(future, route.watches)
+            except CacheError:
+                return await self._aone_call(lm, request, cached=False, sink=sink)
+            except asyncio.CancelledError:
+                route.withdraw()  # frees the Client's slot unless others wait for the same call
+                raise
+        finally:
+            self._done_with_client(child_id)
 
     def _send(
         self,

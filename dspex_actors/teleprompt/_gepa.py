@@ -215,14 +215,9 @@ class GEPA(Teleprompter):
             )
         if not isinstance(use_merge, bool):
             raise ConfigurationError(f"{_NAME}: use_merge must be a bool, got {use_merge!r}")
-        if (
-            isinstance(max_merge_invocations, bool)
-            or not isinstance(max_merge_invocations, int)
-            or max_merge_invocations < 0
-        ):
-            raise ConfigurationError(
-                f"{_NAME}: max_merge_invocations must be an int >= 0, got {max_merge_invocations!r}"
-            )
+        check_counts(
+            _NAME, ("max_merge_invocations", max_merge_invocations, 0), error=ConfigurationError
+        )
         check_counts(
             _NAME,
             ("max_full_evals", max_full_evals, 1),

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from dspex_actors._errors import OptimizerError
+from dspex_actors._errors import DSPexError, OptimizerError
 from dspex_actors.primitives import Example, Module
 from dspex_actors.telemetry._spans import observed_run
 
@@ -100,11 +100,15 @@ def check_trainset(
 
 
 def check_counts(
-    optimizer: str, *options: tuple[str, object, int], optional: Collection[str] = ()
+    optimizer: str,
+    *options: tuple[str, object, int],
+    optional: Collection[str] = (),
+    error: type[DSPexError] = OptimizerError,
 ) -> None:
-    """Each ``(label, value, minimum)`` is an int >= minimum (None too, if in ``optional``)."""
+    """Each ``(label, value, minimum)`` is an int >= minimum (None too, if in ``optional``);
+    else ``error`` (OptimizerError unless the caller says otherwise) names it."""
     for label, value, minimum in options:
         if value is None and label in optional:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise OptimizerError(f"{optimizer}: {label} must be an int >= {minimum}, got {value!r}")
+            raise error(f"{optimizer}: {label} must be an int >= {minimum}, got {value!r}")

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -155,18 +155,13 @@ class Module:
 
     async def _aforward_observed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if tracer() is None and not has_callbacks(self):
-            if self.has_native_aforward:  # awaited here: one coroutine less per call
-                return await self.aforward(*args, **kwargs)
-            return await asyncio.to_thread(self.forward, *args, **kwargs)
+            return await self._aforward_awaitable(args, kwargs)
         hook = start_hook("module", self, {"args": args, "kwargs": kwargs})
         outputs: Any = None
         exception: BaseException | None = None
         try:
             with internal_span(self._span_name()):
-                if self.has_native_aforward:
-                    outputs = await self.aforward(*args, **kwargs)
-                else:
-                    outputs = await asyncio.to_thread(self.forward, *args, **kwargs)
+                outputs = await self._aforward_awaitable(args, kwargs)
             return outputs
         except BaseException as exc:
             exception = exc
@@ -174,6 +169,13 @@ class Module:
         finally:
             if hook is not None:
                 hook.end(outputs, exception)
+
+    def _aforward_awaitable(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """``aforward``'s coroutine, or ``forward`` on a worker thread (a plain method: no
+        coroutine of its own stays alive while the call is in flight)."""
+        if self.has_native_aforward:
+            return self.aforward(*args, **kwargs)
+        return asyncio.to_thread(self.forward, *args, **kwargs)
 
     def batch(
         self,

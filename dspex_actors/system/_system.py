@@ -68,7 +68,7 @@ from dspex_actors.lm._record import record_call
 from dspex_actors.lm._wait import Watch, await_reply, wait_reply
 from dspex_actors.system._settings import context_lm
 from dspex_actors.telemetry._otel import observe_restarts
-from dspex_actors.telemetry._spans import observe_lm_call
+from dspex_actors.telemetry._spans import LMCallObserver, observe_lm_call
 from supervision import (
     ChildHandle,
     ChildSpec,
@@ -597,10 +597,7 @@ class ActorSystem:
         A call cut off by a crash of its Client actor is made once more (the supervisor
         restarts the Client; the retry waits for it).
         """
-        lm = self._lm_for(request, lm)
-        request = _with_caller_policy(request)
-        cached = request.cache and lm.cache
-        observer = observe_lm_call(lm, request, via_cache=cached)
+        lm, request, cached, observer = self._begin_call(request, lm)
         try:
             response = self._call_once_more_after_a_crash(lm, request, cached)
         except BaseException as exc:
@@ -610,6 +607,16 @@ class ActorSystem:
         if observer is not None:
             observer.done(response)
         return response
+
+    def _begin_call(
+        self, request: LMRequest, lm: LM | None
+    ) -> tuple[LM, LMRequest, bool, LMCallObserver | None]:
+        """A call's LM, its request with the caller's circuit policy, whether it goes
+        through the cache, and its observer (None when nothing watches)."""
+        lm = self._lm_for(request, lm)
+        request = _with_caller_policy(request)
+        cached = request.cache and lm.cache
+        return lm, request, cached, observe_lm_call(lm, request, via_cache=cached)
 
     def _call_once_more_after_a_crash(
         self, lm: LM, request: LMRequest, cached: bool
@@ -635,10 +642,7 @@ class ActorSystem:
         the I/O loop's thread) when the call is sent; a cache hit sends no request and no
         pieces. A call cut off after pieces were streamed is not made again.
         """
-        lm = self._lm_for(request, lm)
-        request = _with_caller_policy(request)
-        cached = request.cache and lm.cache
-        observer = observe_lm_call(lm, request, via_cache=cached)
+        lm, request, cached, observer = self._begin_call(request, lm)
         try:
             response = await self._acall_once_more_after_a_crash(lm, request, cached, sink)
         except BaseException as exc:

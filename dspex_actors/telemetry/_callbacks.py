@@ -122,10 +122,15 @@ def context_callbacks() -> contextvars.ContextVar[tuple[Any, ...] | None]:
     return _context_callbacks
 
 
+def _outer_callbacks() -> tuple[Any, ...]:
+    """The context's callbacks if a ``context()`` block set some, else the global ones."""
+    scoped = _context_callbacks.get()
+    return scoped if scoped is not None else _Global.callbacks
+
+
 def active_callbacks(instance: Any) -> list[Any]:
     """The callbacks of a call on ``instance``: global (or the context's), then its own."""
-    scoped = _context_callbacks.get()
-    base = scoped if scoped is not None else _Global.callbacks
+    base = _outer_callbacks()
     own = getattr(instance, "callbacks", None) or ()
     return [*base, *own] if own else list(base)
 
@@ -133,10 +138,7 @@ def active_callbacks(instance: Any) -> list[Any]:
 def has_callbacks(instance: Any) -> bool:
     """Whether a call on ``instance`` has callbacks to notify (checked before building the
     hook's arguments)."""
-    scoped = _context_callbacks.get()
-    return bool(scoped if scoped is not None else _Global.callbacks) or bool(
-        getattr(instance, "callbacks", None)
-    )
+    return bool(_outer_callbacks()) or bool(getattr(instance, "callbacks", None))
 
 
 class Hook:
